@@ -1,0 +1,106 @@
+"""The ``oi-cds`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import IO
+from zoneinfo import ZoneInfo
+
+from services.plan_builder.batch import Summary, plan_bundle
+from services.plan_builder.errors import PlanInputError, operation_outcome
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="oi-cds", description="OI clinical decision support")
+    sub = parser.add_subparsers(dest="command", required=True)
+    plan = sub.add_parser(
+        "plan",
+        help="plan every patient of a FHIR R4 Bundle",
+        description=(
+            "Read a FHIR R4 Bundle (collection, searchset, transaction or batch) holding one or "
+            "many patients and print a collection Bundle with one CarePlan per patient with OI, "
+            "in input order; problems confined to one patient become an OperationOutcome entry."
+        ),
+    )
+    plan.add_argument("file", help="the Bundle as a JSON file, or - for standard input")
+    plan.add_argument("--at", type=_date, help="evaluation date (default: today in OI_CDS_TIMEZONE)")
+    plan.add_argument("--strict", action="store_true", help="full FHIR R4 validation of every resource")
+    plan.add_argument(
+        "--include-non-oi",
+        action="store_true",
+        help="also write an information OperationOutcome for each patient without OI",
+    )
+    return parser
+
+
+def _fail(message: str, err: IO[str], code: str = "invalid") -> int:
+    outcome = operation_outcome([{"severity": "fatal", "code": code, "diagnostics": message}])
+    err.write(json.dumps(outcome, indent=2) + "\n")
+    return 2
+
+
+def run_plan(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    from services.cds_hooks.config import Settings
+    from services.plan_builder import Planner, load_knowledge
+
+    settings = Settings()
+    at = args.at or datetime.now(ZoneInfo(settings.timezone)).date()
+    try:
+        if args.file == "-":
+            doc = json.load(sys.stdin)
+        else:
+            with open(args.file, encoding="utf-8") as fh:
+                doc = json.load(fh)
+    except OSError as exc:
+        return _fail(f"cannot read {args.file}: {exc.strerror}", err, "not-found")
+    except (ValueError, UnicodeDecodeError) as exc:
+        return _fail(f"{args.file} is not JSON: {exc}", err, "structure")
+
+    planner = Planner(load_knowledge(), settings.plan)
+    summary = Summary()
+    outcomes = plan_bundle(doc, planner, at, strict=args.strict)
+    try:
+        first = next(outcomes, None)
+    except PlanInputError as exc:
+        return _fail(exc.describe(), err, exc.code)
+    # Output is written as it is produced: CarePlans are never all held in memory.
+    out.write('{"resourceType": "Bundle", "type": "collection", "entry": [')
+    written = 0
+    pending = [first] if first is not None else []
+    for outcome in _chain(pending, outcomes):
+        summary.add(outcome)
+        if outcome.kind == "not-oi" and not args.include_non_oi:
+            continue
+        out.write(("," if written else "") + "\n" + json.dumps({"resource": outcome.resource}))
+        written += 1
+    out.write("\n]}\n")
+    out.flush()
+    err.write(summary.line() + "\n")
+    return 0
+
+
+def _chain(first: list, rest):  # type: ignore[no-untyped-def, type-arg]
+    yield from first
+    yield from rest
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "plan":
+        return run_plan(args, sys.stdout, sys.stderr)
+    return 2  # pragma: no cover - argparse rejects unknown commands
+
+
+if __name__ == "__main__":
+    sys.exit(main())

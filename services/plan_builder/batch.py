@@ -1,0 +1,95 @@
+"""Plan every patient of a Bundle, one outcome per patient in input order (no I/O here)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Literal
+
+from services.plan_builder.bundle import split_bundle
+from services.plan_builder.errors import PlanInputError, operation_outcome
+from services.plan_builder.planner import Planner
+from services.plan_builder.structural import validate_resource
+from services.plan_builder.types import JSON
+
+Kind = Literal["careplan", "not-oi", "error", "orphan"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    kind: Kind
+    patient_ref: str | None
+    resource: JSON  # a CarePlan, or an OperationOutcome
+
+
+@dataclass
+class Summary:
+    read: int = 0
+    planned: int = 0
+    without_oi: int = 0
+    errors: int = 0
+    orphans: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, outcome: Outcome) -> None:
+        if outcome.kind == "orphan":
+            self.orphans += 1
+            return
+        self.read += 1
+        if outcome.kind == "careplan":
+            self.planned += 1
+        elif outcome.kind == "not-oi":
+            self.without_oi += 1
+        else:
+            self.errors += 1
+
+    def line(self) -> str:
+        text = (
+            f"patients read: {self.read}, planned: {self.planned}, without OI: {self.without_oi}, "
+            f"with errors: {self.errors}"
+        )
+        if self.orphans:
+            text += f", resources without a patient: {self.orphans}"
+        return text
+
+
+def _patient_outcome(ref: str, problems: list[PlanInputError]) -> JSON:
+    issues = []
+    for problem in problems:
+        issue = problem.to_issue()
+        issue["diagnostics"] = f"{ref}: {issue['diagnostics']}"
+        issues.append(issue)
+    return operation_outcome(issues)
+
+
+def plan_bundle(doc: Any, planner: Planner, at: date, strict: bool = False) -> Iterator[Outcome]:
+    """Raises PlanInputError only when the document as a whole is unusable."""
+    validate = validate_resource
+    if strict:
+        from services.plan_builder.strict import validate_strict
+
+        validate = validate_strict
+    split = split_bundle(doc, validate)
+    for group in split.groups:
+        if group.problems:
+            yield Outcome("error", group.ref, _patient_outcome(group.ref, group.problems))
+            continue
+        try:
+            result = planner.plan(group.patient, group.resources, at, patient_ref=group.ref)
+        except PlanInputError as exc:
+            yield Outcome("error", group.ref, _patient_outcome(group.ref, [exc]))
+            continue
+        if result.careplan is None:
+            yield Outcome("not-oi", group.ref, operation_outcome([{
+                "severity": "information", "code": "informational",
+                "diagnostics": f"{group.ref}: no osteogenesis imperfecta diagnosis; no CarePlan",
+            }]))
+            continue
+        if strict:
+            from services.plan_builder.strict import validate_strict
+
+            validate_strict(result.careplan, "the produced CarePlan")
+        yield Outcome("careplan", group.ref, result.careplan)
+    for orphan in split.orphans:
+        yield Outcome("orphan", None, operation_outcome([orphan.to_issue()]))

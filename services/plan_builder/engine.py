@@ -1,0 +1,166 @@
+"""A generic PlanDefinition $apply core: compiled FHIRPath conditions over a facts vector.
+
+Each action's applicability condition is FHIRPath (fhirpathpy) over plain variables such as
+``%facts`` and ``%order``. FHIRPath's three-valued logic is the contract's: a fact that is not
+known is empty, and a condition that comes out empty is undecided, so the recommendation is
+withheld and reported. The outcome depends only on the few fact values the conditions name,
+so it is memoized on exactly those values: most patients hit the cache, and a miss costs one
+fhirpathpy call per action.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import fhirpathpy
+
+from services.plan_builder.types import JSON, Tri
+
+FHIRPATH = "text/fhirpath"
+EXT_INDICATOR = "https://oi-cds.example.org/StructureDefinition/cds-card-indicator"
+_VARIABLE = re.compile(r"%([A-Za-z_]\w*)(?:\.([A-Za-z_]\w*))?")
+_CACHE_LIMIT = 65_536
+
+
+class PlanCompileError(RuntimeError):
+    """A PlanDefinition cannot be compiled: the service must not start on it."""
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledAction:
+    id: str
+    key: str
+    coding: JSON
+    title: str
+    description: str
+    expression: str
+    references: tuple[tuple[str, str], ...]  # (variable, name) the condition reads
+    citation: str
+    indicator: str | None
+    definition_canonical: str | None
+    definition: JSON | None
+    function: Callable[..., Any] = field(repr=False, compare=False)
+
+    def names(self, variable: str) -> tuple[str, ...]:
+        return tuple(n for v, n in self.references if v == variable)
+
+
+@dataclass
+class CompiledPlan:
+    url: str
+    version: str
+    title: str
+    actions: tuple[CompiledAction, ...]
+    reads: tuple[tuple[str, str], ...]
+    _cache: dict[tuple[Any, ...], tuple[Tri, ...]] = field(default_factory=dict, repr=False)
+
+    @property
+    def canonical(self) -> str:
+        return f"{self.url}|{self.version}"
+
+    def evaluate(self, env: Mapping[str, Mapping[str, Any]]) -> tuple[Tri, ...]:
+        """One result per action: True applies, False does not, None undecided."""
+        key = tuple(env[var].get(name) for var, name in self.reads)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        context = {var: dict(values) for var, values in env.items()}
+        result = tuple(_truth(a, a.function({}, context)) for a in self.actions)
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[key] = result
+        return result
+
+
+def _truth(action: CompiledAction, value: list[Any]) -> Tri:
+    if not value:
+        return None
+    if len(value) == 1 and isinstance(value[0], bool):
+        return value[0]
+    raise PlanCompileError(f"action {action.id}: condition did not give a boolean: {value!r}")
+
+
+def compile_plan(
+    plan: JSON, resources: Mapping[str, JSON], variables: Mapping[str, frozenset[str]]
+) -> CompiledPlan:
+    """Compile every action (nested actions flattened, in document order)."""
+    actions: list[CompiledAction] = []
+    for action in _flatten(plan.get("action", [])):
+        actions.append(_compile_action(plan, action, resources, variables))
+    reads = sorted({ref for a in actions for ref in a.references})
+    return CompiledPlan(
+        url=plan["url"],
+        version=plan.get("version", ""),
+        title=plan.get("title", plan["id"]),
+        actions=tuple(actions),
+        reads=tuple(reads),
+    )
+
+
+def _flatten(actions: list[JSON]) -> list[JSON]:
+    out: list[JSON] = []
+    for action in actions:
+        out.append(action)
+        out.extend(_flatten(action.get("action", [])))
+    return [a for a in out if a.get("condition") or not a.get("action")]
+
+
+def _compile_action(
+    plan: JSON, action: JSON, resources: Mapping[str, JSON], variables: Mapping[str, frozenset[str]]
+) -> CompiledAction:
+    where = f"PlanDefinition {plan.get('id')} action {action.get('id')}"
+    codings = [c for cc in action.get("code", []) for c in cc.get("coding", [])]
+    if len(codings) != 1:
+        raise PlanCompileError(f"{where}: needs exactly one action.code coding (its key)")
+    conditions = [c for c in action.get("condition", []) if c.get("kind") == "applicability"]
+    if not conditions:
+        raise PlanCompileError(f"{where}: needs an applicability condition")
+    expressions = []
+    for cond in conditions:
+        expr = cond.get("expression", {})
+        if expr.get("language") != FHIRPATH or not expr.get("expression"):
+            raise PlanCompileError(f"{where}: conditions must be {FHIRPATH} expressions")
+        expressions.append(f"({expr['expression']})")
+    # Several applicability conditions all have to hold.
+    expression = " and ".join(expressions)
+    references = []
+    for var, name in _VARIABLE.findall(expression):
+        if var not in variables:
+            raise PlanCompileError(f"{where}: unknown variable %{var}")
+        if not name or name not in variables[var]:
+            raise PlanCompileError(f"{where}: %{var}.{name} is not a known fact")
+        references.append((var, name))
+    try:
+        function = fhirpathpy.compile(expression)
+    except Exception as exc:  # fhirpathpy raises bare parser exceptions
+        raise PlanCompileError(f"{where}: FHIRPath does not compile: {exc}") from exc
+    canonical = action.get("definitionCanonical")
+    definition = None
+    if canonical:
+        definition = resources.get(canonical.split("|", 1)[0])
+        if definition is None:
+            raise PlanCompileError(f"{where}: definitionCanonical {canonical} does not resolve")
+    documentation = action.get("documentation", [])
+    citation = documentation[0].get("display", "") if documentation else ""
+    indicator = next(
+        (e.get("valueCode") for e in action.get("extension", []) if e.get("url") == EXT_INDICATOR),
+        None,
+    )
+    coding = codings[0]
+    return CompiledAction(
+        id=action.get("id", coding["code"]),
+        key=coding["code"],
+        coding={k: coding[k] for k in ("system", "code", "display") if k in coding},
+        title=action.get("title", coding.get("display", "")),
+        description=action.get("description", ""),
+        expression=expression,
+        references=tuple(dict.fromkeys(references)),
+        citation=citation,
+        indicator=indicator,
+        definition_canonical=canonical,
+        definition=definition,
+        function=function,
+    )

@@ -1,0 +1,90 @@
+"""Load the knowledge artifacts of fhir_profiles/ once and check that they hang together."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from services.plan_builder.engine import CompiledPlan, compile_plan
+from services.plan_builder.terminology import BASE, Terminology
+from services.plan_builder.types import JSON
+
+RECOMMENDATION_SYSTEM = BASE + "/CodeSystem/oi-recommendation"
+MANAGEMENT_PLAN = BASE + "/PlanDefinition/oi-management"
+ORDER_PLAN = BASE + "/PlanDefinition/oi-order-checks"
+CAREPLAN_PROFILE = BASE + "/StructureDefinition/oi-careplan"
+TYPE_SEVERITY_MAP = "oi-type-severity"
+
+
+def default_profiles_dir() -> Path:
+    import fhir_profiles
+
+    return Path(fhir_profiles.__file__).parent
+
+
+class KnowledgeError(RuntimeError):
+    """The knowledge artifacts are inconsistent: the service must not start on them."""
+
+
+@dataclass
+class Knowledge:
+    resources: dict[str, JSON] = field(default_factory=dict)  # canonical url -> resource
+    terminology: Terminology = field(default_factory=Terminology)
+    plans: dict[str, CompiledPlan] = field(default_factory=dict)  # canonical url -> plan
+    recommendation_codes: dict[str, JSON] = field(default_factory=dict)  # key -> concept
+
+    def by_type(self, resource_type: str) -> list[JSON]:
+        return [r for r in self.resources.values() if r["resourceType"] == resource_type]
+
+    def get(self, resource_type: str, rid: str) -> JSON | None:
+        return self.resources.get(f"{BASE}/{resource_type}/{rid}")
+
+    @property
+    def management(self) -> CompiledPlan:
+        return self.plans[MANAGEMENT_PLAN]
+
+    @property
+    def order_checks(self) -> CompiledPlan:
+        return self.plans[ORDER_PLAN]
+
+
+def load_knowledge(directory: Path | None = None, facts_names: frozenset[str] | None = None) -> Knowledge:
+    """Read every ``*.json`` artifact; compile the PlanDefinitions' conditions once."""
+    from services.plan_builder.facts import FACT_NAMES, ORDER_FACT_NAMES
+
+    directory = directory or default_profiles_dir()
+    knowledge = Knowledge()
+    for path in sorted(directory.glob("*.json")):
+        try:
+            resource = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise KnowledgeError(f"{path.name}: not readable JSON ({exc})") from exc
+        url = resource.get("url")
+        if not isinstance(url, str):
+            raise KnowledgeError(f"{path.name}: a knowledge artifact needs a canonical url")
+        if url in knowledge.resources:
+            raise KnowledgeError(f"{path.name}: duplicate canonical {url}")
+        knowledge.resources[url] = resource
+
+    value_sets = {r["id"]: r for r in knowledge.by_type("ValueSet")}
+    knowledge.terminology = Terminology.build(value_sets, knowledge.by_type("ConceptMap"))
+    codes = knowledge.resources.get(RECOMMENDATION_SYSTEM)
+    if codes is None:
+        raise KnowledgeError("the recommendation CodeSystem is missing")
+    knowledge.recommendation_codes = {c["code"]: c for c in codes.get("concept", [])}
+
+    variables = {"facts": facts_names or FACT_NAMES, "order": ORDER_FACT_NAMES}
+    for plan in knowledge.by_type("PlanDefinition"):
+        compiled = compile_plan(plan, knowledge.resources, variables)
+        for action in compiled.actions:
+            if action.key not in knowledge.recommendation_codes:
+                raise KnowledgeError(
+                    f"PlanDefinition {plan['id']} action {action.id}: key {action.key!r} "
+                    "is not in the recommendation CodeSystem"
+                )
+        knowledge.plans[plan["url"]] = compiled
+    for required in (MANAGEMENT_PLAN, ORDER_PLAN):
+        if required not in knowledge.plans:
+            raise KnowledgeError(f"PlanDefinition {required} is missing")
+    return knowledge

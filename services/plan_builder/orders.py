@@ -1,0 +1,106 @@
+"""Draft orders (order-select / order-sign) -> order-time findings, via oi-order-checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from services.plan_builder.facts import PatientFacts, resource_ref, site_key
+from services.plan_builder.knowledge import Knowledge
+from services.plan_builder.planner import explain
+from services.plan_builder.settings import PlanSettings
+from services.plan_builder.terminology import concept_texts, normalize_text
+from services.plan_builder.types import JSON
+
+ORDER_TYPES = frozenset({"MedicationRequest", "ServiceRequest"})
+DRUG_GROUP_PREFIX = "drug-"  # drug-group ValueSets are named drug-<group> (docs/clinical-rules.md)
+ROD_TYPES = {"rod-telescoping": "telescoping", "rod-non-telescoping": "non-telescoping"}
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFinding:
+    key: str
+    action_id: str
+    title: str
+    description: str
+    citation: str
+    indicator: str | None
+    order: JSON
+    order_facts: JSON
+    reasons: tuple[str, ...]
+    evidence: tuple[str, ...]
+
+
+class OrderChecker:
+    def __init__(self, knowledge: Knowledge, settings: PlanSettings | None = None) -> None:
+        self.knowledge = knowledge
+        self.settings = settings or PlanSettings()
+        self.plan = knowledge.order_checks
+
+    def order_facts(self, order: JSON, facts: PatientFacts) -> JSON:
+        """The %order vector: drug group (by precedence), rod type, bone size at the site."""
+        term = self.knowledge.terminology
+        if order.get("resourceType") == "MedicationRequest":
+            concept = order.get("medicationCodeableConcept")
+        else:
+            concept = order.get("code")
+        texts = concept_texts(concept)
+        display = (order.get("medicationReference") or {}).get("display")
+        if display:
+            texts.append(display)
+        routes = [t for d in order.get("dosageInstruction") or () for t in concept_texts(d.get("route"))]
+        norm_texts = [normalize_text(t) for t in texts]
+        norm_routes = [normalize_text(r) for r in routes]
+        matched = {v for v in term.coded(concept) if not term.excluded(v, norm_texts, norm_routes)}
+        matched |= term.named(texts, routes)
+        group = term.first_by_priority(v for v in matched if v.startswith(DRUG_GROUP_PREFIX))
+        rods = {ROD_TYPES[v] for v in matched if v in ROD_TYPES}
+        return {
+            "drugGroup": group,
+            "rodType": rods.pop() if len(rods) == 1 else None,
+            "boneSize": self._bone_size_at(order, facts),
+        }
+
+    def _bone_size_at(self, order: JSON, facts: PatientFacts) -> str:
+        """The measurement at the order's bodySite, else the smallest; unknown if none."""
+        if not facts.canal_by_site:
+            return "unknown"
+        sites = dict(facts.canal_by_site)
+        value = next(
+            (sites[k] for k in (site_key({"bodySite": s}) for s in order.get("bodySite") or ()) if k in sites),
+            min(sites.values()),
+        )
+        return "small" if value < self.settings.smallest_telescoping_rod_mm else "fits"
+
+    def check(self, orders: Iterable[JSON], facts: PatientFacts) -> list[OrderFinding]:
+        """One finding per matching draft order and action; none for a patient without OI."""
+        findings: list[OrderFinding] = []
+        if not facts.oi:
+            return findings
+        vector = facts.vector()
+        for order in orders:
+            if order.get("resourceType") not in ORDER_TYPES:
+                continue
+            ofacts = self.order_facts(order, facts)
+            outcome = self.plan.evaluate({"facts": vector, "order": ofacts})
+            for action, applies in zip(self.plan.actions, outcome, strict=True):
+                if not applies:
+                    continue
+                reasons, evidence = explain(action, facts)
+                order_ref = resource_ref(order)
+                findings.append(
+                    OrderFinding(
+                        key=action.key,
+                        action_id=action.id,
+                        title=action.title,
+                        description=action.description,
+                        citation=action.citation,
+                        indicator=action.indicator,
+                        order=order,
+                        order_facts=ofacts,
+                        reasons=reasons,
+                        evidence=evidence + ((order_ref,) if order_ref else ()),
+                    )
+                )
+                break  # one card per draft order
+        return findings

@@ -1,0 +1,139 @@
+"""$apply for one patient: facts -> the management PlanDefinition -> recommendations + CarePlan."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from services.plan_builder.careplan import build_careplan
+from services.plan_builder.engine import CompiledAction
+from services.plan_builder.facts import PatientFacts, extract_facts
+from services.plan_builder.knowledge import Knowledge
+from services.plan_builder.settings import PlanSettings
+from services.plan_builder.types import JSON
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    """One applicable recommendation with its explanation (which facts, which resources)."""
+
+    key: str
+    coding: JSON
+    title: str
+    description: str
+    citation: str
+    indicator: str | None  # set when the key has a card of its own
+    reasons: tuple[str, ...]
+    evidence: tuple[str, ...]
+    activity_definition: str | None
+    kind: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Withheld:
+    """A recommendation the record cannot decide, and the unknown facts that stop it."""
+
+    key: str
+    title: str
+    unknown: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    facts: PatientFacts
+    recommendations: tuple[Recommendation, ...]
+    withheld: tuple[Withheld, ...]
+    notes: tuple[str, ...]
+    careplan: JSON | None
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(r.key for r in self.recommendations)
+
+
+def explain(action: CompiledAction, facts: PatientFacts, variable: str = "facts") -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Reasons (fact statements) and evidence (resource references) for an action."""
+    names = action.names(variable)
+    reasons = tuple(facts.describe(n) for n in names)
+    evidence = tuple(dict.fromkeys(ref for n in names for ref in facts.evidence.get(n, ())))
+    return reasons, evidence
+
+
+class Planner:
+    def __init__(self, knowledge: Knowledge, settings: PlanSettings | None = None) -> None:
+        self.knowledge = knowledge
+        self.settings = settings or PlanSettings()
+        self.plan_definition = knowledge.management
+
+    def facts(
+        self, patient: JSON, resources: Sequence[JSON], at: date, patient_ref: str | None = None
+    ) -> PatientFacts:
+        return extract_facts(patient, resources, at, self.knowledge.terminology, self.settings, patient_ref)
+
+    def plan(
+        self,
+        patient: JSON,
+        resources: Sequence[JSON],
+        at: date,
+        patient_ref: str | None = None,
+        facts: PatientFacts | None = None,
+    ) -> PlanResult:
+        facts = facts or self.facts(patient, resources, at, patient_ref)
+        if not facts.oi:
+            return PlanResult(facts, (), (), (), None)
+        vector = facts.vector()
+        outcome = self.plan_definition.evaluate({"facts": vector})
+        recommendations: list[Recommendation] = []
+        withheld: list[Withheld] = []
+        for action, applies in zip(self.plan_definition.actions, outcome, strict=True):
+            if applies is None:
+                unknown = tuple(n for n in action.names("facts") if vector.get(n) is None)
+                withheld.append(Withheld(action.key, action.title, unknown))
+            elif applies:
+                reasons, evidence = explain(action, facts)
+                definition = action.definition or {}
+                recommendations.append(
+                    Recommendation(
+                        key=action.key,
+                        coding=action.coding,
+                        title=action.title,
+                        description=action.description,
+                        citation=action.citation,
+                        indicator=action.indicator,
+                        reasons=reasons,
+                        evidence=evidence,
+                        activity_definition=_versioned(definition),
+                        kind=definition.get("kind"),
+                    )
+                )
+        notes = _notes(facts, withheld)
+        subject = facts.patient_ref or ""
+        careplan = build_careplan(
+            subject=subject,
+            at=at,
+            plan_canonical=self.plan_definition.canonical,
+            recommendations=recommendations,
+            notes=notes,
+        )
+        return PlanResult(facts, tuple(recommendations), tuple(withheld), notes, careplan)
+
+
+def _versioned(resource: JSON) -> str | None:
+    url = resource.get("url")
+    if not url:
+        return None
+    return f"{url}|{resource['version']}" if resource.get("version") else str(url)
+
+
+def _notes(facts: PatientFacts, withheld: list[Withheld]) -> tuple[str, ...]:
+    """A note for each missing fact (and what it withholds), then data-quality notes."""
+    notes: list[str] = []
+    for missing in facts.missing:
+        keys = [w.key for w in withheld if set(w.unknown) & set(missing.affects)]
+        if keys:
+            notes.append(f"Missing information: {missing.text}. Withheld until it is recorded: {', '.join(keys)}.")
+        elif missing.fires_missing_facts:
+            notes.append(f"Missing information: {missing.text}. It withholds no recommendation today but may change the plan.")
+    notes.extend(f"Data note: {n}." for n in facts.notes)
+    return tuple(notes)
