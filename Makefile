@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format typecheck bench check clean
+.PHONY: run test lint format typecheck bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,11 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/uvicorn services.cds_hooks.main:app --host $(HOST) --port $(PORT)
 
+# The whole suite: lint, format check, strict typing, then every test.
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
@@ -30,8 +34,6 @@ format: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
-
-check: lint typecheck test
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks -q -p no:randomly --benchmark-only --benchmark-columns=min,median,mean,ops

@@ -10,6 +10,8 @@ from datetime import date, datetime
 from typing import IO
 from zoneinfo import ZoneInfo
 
+from pydantic import ValidationError
+
 from services.plan_builder.batch import Summary, plan_bundle
 from services.plan_builder.errors import PlanInputError, operation_outcome
 
@@ -54,7 +56,11 @@ def run_plan(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from services.cds_hooks.config import Settings
     from services.plan_builder import Planner, load_knowledge
 
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return _fail(f"invalid OI_CDS_ settings: {problems}", err, "invalid")
     at = args.at or datetime.now(ZoneInfo(settings.timezone)).date()
     try:
         if args.file == "-":
@@ -69,16 +75,14 @@ def run_plan(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
     planner = Planner(load_knowledge(), settings.plan)
     summary = Summary()
-    outcomes = plan_bundle(doc, planner, at, strict=args.strict)
     try:
-        first = next(outcomes, None)
+        outcomes = plan_bundle(doc, planner, at, strict=args.strict)
     except PlanInputError as exc:
         return _fail(exc.describe(), err, exc.code)
     # Output is written as it is produced: CarePlans are never all held in memory.
     out.write('{"resourceType": "Bundle", "type": "collection", "entry": [')
     written = 0
-    pending = [first] if first is not None else []
-    for outcome in _chain(pending, outcomes):
+    for outcome in outcomes:
         summary.add(outcome)
         if outcome.kind == "not-oi" and not args.include_non_oi:
             continue
@@ -88,11 +92,6 @@ def run_plan(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     out.flush()
     err.write(summary.line() + "\n")
     return 0
-
-
-def _chain(first: list, rest):  # type: ignore[no-untyped-def, type-arg]
-    yield from first
-    yield from rest
 
 
 def main(argv: Sequence[str] | None = None) -> int:

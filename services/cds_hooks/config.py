@@ -14,8 +14,12 @@ from services.plan_builder.settings import PlanSettings
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OI_CDS_", env_nested_delimiter="__", extra="ignore")
 
-    timezone: str = Field("UTC", description="the time zone that turns the request time into the evaluation date")
-    knowledge_dir: Path | None = Field(None, description="fhir_profiles directory (default: the packaged one)")
+    timezone: str = Field(
+        "UTC", description="the time zone that turns the request time into the evaluation date"
+    )
+    knowledge_dir: Path | None = Field(
+        None, description="fhir_profiles directory (default: the packaged one)"
+    )
     demo: bool = Field(True, description="demo mode: embedded defaults and demo data")
     plan: PlanSettings = Field(default_factory=PlanSettings)
 

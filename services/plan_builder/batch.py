@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
-from services.plan_builder.bundle import split_bundle
+from services.plan_builder.bundle import SplitBundle, split_bundle
 from services.plan_builder.errors import PlanInputError, operation_outcome
 from services.plan_builder.planner import Planner
 from services.plan_builder.structural import validate_resource
@@ -64,13 +64,20 @@ def _patient_outcome(ref: str, problems: list[PlanInputError]) -> JSON:
 
 
 def plan_bundle(doc: Any, planner: Planner, at: date, strict: bool = False) -> Iterator[Outcome]:
-    """Raises PlanInputError only when the document as a whole is unusable."""
+    """Outcomes in input order, produced lazily.
+
+    Raises PlanInputError at once (not on first iteration) when the document as a whole is
+    unusable, so callers can refuse it before writing any output.
+    """
     validate = validate_resource
     if strict:
         from services.plan_builder.strict import validate_strict
 
         validate = validate_strict
-    split = split_bundle(doc, validate)
+    return _outcomes(split_bundle(doc, validate), planner, at, strict)
+
+
+def _outcomes(split: SplitBundle, planner: Planner, at: date, strict: bool) -> Iterator[Outcome]:
     for group in split.groups:
         if group.problems:
             yield Outcome("error", group.ref, _patient_outcome(group.ref, group.problems))
@@ -81,10 +88,19 @@ def plan_bundle(doc: Any, planner: Planner, at: date, strict: bool = False) -> I
             yield Outcome("error", group.ref, _patient_outcome(group.ref, [exc]))
             continue
         if result.careplan is None:
-            yield Outcome("not-oi", group.ref, operation_outcome([{
-                "severity": "information", "code": "informational",
-                "diagnostics": f"{group.ref}: no osteogenesis imperfecta diagnosis; no CarePlan",
-            }]))
+            yield Outcome(
+                "not-oi",
+                group.ref,
+                operation_outcome(
+                    [
+                        {
+                            "severity": "information",
+                            "code": "informational",
+                            "diagnostics": f"{group.ref}: no osteogenesis imperfecta diagnosis; no CarePlan",
+                        }
+                    ]
+                ),
+            )
             continue
         if strict:
             from services.plan_builder.strict import validate_strict

@@ -56,7 +56,9 @@ def split_bundle(doc: Any, validate: Callable[[JSON, str], JSON] = validate_reso
         )
     entries = doc.get("entry", [])
     if not isinstance(entries, list):
-        raise PlanInputError("Bundle.entry must be an array", resource_type="Bundle", path="Bundle.entry", code="structure")
+        raise PlanInputError(
+            "Bundle.entry must be an array", resource_type="Bundle", path="Bundle.entry", code="structure"
+        )
 
     groups: list[PatientGroup] = []
     by_ref: dict[str, PatientGroup] = {}
@@ -82,12 +84,18 @@ def split_bundle(doc: Any, validate: Callable[[JSON, str], JSON] = validate_reso
             group.problems.append(exc)
         if ref is None:
             group.problems.append(
-                PlanInputError("Patient has neither id nor fullUrl: nothing can refer to it", resource_type="Patient", path=where)
+                PlanInputError(
+                    "Patient has neither id nor fullUrl: nothing can refer to it",
+                    resource_type="Patient",
+                    path=where,
+                )
             )
         for alias in filter(None, (ref, full_url, full_url and normalize_patient_ref(full_url))):
             if alias in by_ref and by_ref[alias] is not group:
                 group.problems.append(
-                    PlanInputError(f"duplicate Patient {alias} in the Bundle", resource_type="Patient", path=where)
+                    PlanInputError(
+                        f"duplicate Patient {alias} in the Bundle", resource_type="Patient", path=where
+                    )
                 )
             by_ref[alias] = group
 
@@ -98,11 +106,13 @@ def split_bundle(doc: Any, validate: Callable[[JSON, str], JSON] = validate_reso
         where = f"Bundle.entry[{i}]"
         subject = resource.get("subject") or resource.get("patient")
         reference = subject.get("reference") if isinstance(subject, dict) else None
-        group = None
+        owner: PatientGroup | None = None
         if isinstance(reference, str):
-            group = by_ref.get(reference) or by_ref.get(normalize_patient_ref(reference))
-        if group is None:
-            label = f"{rtype}/{resource['id']}" if isinstance(resource.get("id"), str) else f"{where} ({rtype})"
+            owner = by_ref.get(reference) or by_ref.get(normalize_patient_ref(reference))
+        if owner is None:
+            label = (
+                f"{rtype}/{resource['id']}" if isinstance(resource.get("id"), str) else f"{where} ({rtype})"
+            )
             target = f"{reference!r}" if reference else "no subject"
             orphans.append(
                 PlanInputError(
@@ -113,7 +123,7 @@ def split_bundle(doc: Any, validate: Callable[[JSON, str], JSON] = validate_reso
             )
             continue
         try:
-            group.resources.append(validate(resource, where))
+            owner.resources.append(validate(resource, where))
         except PlanInputError as exc:
-            group.problems.append(exc)
+            owner.problems.append(exc)
     return SplitBundle(groups, orphans)

@@ -40,9 +40,7 @@ def build_careplan(
         if rec.evidence:
             detail["reasonReference"] = [{"reference": ref} for ref in rec.evidence]
         detail["status"] = "not-started"
-        detail["description"] = (
-            f"{rec.description} Why: {'; '.join(rec.reasons)}. Source: {rec.citation}."
-        )
+        detail["description"] = f"{rec.description} Why: {'; '.join(rec.reasons)}. Source: {rec.citation}."
         activities.append({"detail": detail})
     careplan: JSON = {
         "resourceType": "CarePlan",

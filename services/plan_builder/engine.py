@@ -94,7 +94,7 @@ def compile_plan(
     return CompiledPlan(
         url=plan["url"],
         version=plan.get("version", ""),
-        title=plan.get("title", plan["id"]),
+        title=str(plan.get("title", plan["id"])),
         actions=tuple(actions),
         reads=tuple(reads),
     )
@@ -135,8 +135,12 @@ def _compile_action(
         references.append((var, name))
     try:
         function = fhirpathpy.compile(expression)
-    except Exception as exc:  # fhirpathpy raises bare parser exceptions
-        raise PlanCompileError(f"{where}: FHIRPath does not compile: {exc}") from exc
+        # fhirpathpy reports some syntax errors only when run: run once on all-unknown facts.
+        trial = function({}, {var: {} for var in variables})
+    except Exception as exc:  # fhirpathpy raises bare parser/runtime exceptions
+        raise PlanCompileError(f"{where}: FHIRPath does not compile: {exc!r}") from exc
+    if not isinstance(trial, list) or len(trial) > 1 or (trial and not isinstance(trial[0], bool)):
+        raise PlanCompileError(f"{where}: condition must give a boolean or empty, gave {trial!r}")
     canonical = action.get("definitionCanonical")
     definition = None
     if canonical:

@@ -7,7 +7,7 @@ The input has passed structural validation, so field shapes are trusted here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from types import MappingProxyType
@@ -64,7 +64,6 @@ VS_MATURITY = "skeletal-maturity"
 VS_MATURITY_VALUE = "skeletal-maturity-value"
 VS_CANAL = "medullary-canal-diameter"
 VS_BISPHOSPHONATE = "drug-bisphosphonate"
-CM_TYPE_SEVERITY = "oi-type-severity"
 UCUM = "http://unitsofmeasure.org"
 _MM_FACTOR = {"mm": 1.0, "cm": 10.0}
 
@@ -196,7 +195,12 @@ def _describe_bone_size(f: PatientFacts) -> str:
     return f"medullary canal {f.medullary_canal_diameter_mm:g} mm, {relation} the smallest telescoping rod"
 
 
-_DESCRIBE: dict[str, Any] = {
+_TRI_BISPHOSPHONATE = {
+    True: "on an active bisphosphonate",
+    False: "no active bisphosphonate",
+    None: "bisphosphonate status undecided (partial dates)",
+}
+_DESCRIBE: dict[str, Callable[[PatientFacts], str]] = {
     "oi": lambda f: "osteogenesis imperfecta" + (f" ({', '.join(f.oi_types)})" if f.oi_types else ""),
     "severity": _describe_severity,
     "ageLow": lambda f: f.age_text(),
@@ -204,19 +208,27 @@ _DESCRIBE: dict[str, Any] = {
     "ageUnder18": lambda f: f.age_text(),
     "skeletallyImmature": _describe_maturity,
     "youngAdult": lambda f: (
-        "young adult" if f.young_adult else "not a young adult" if f.young_adult is False else "young-adult status unknown"
-    )
-    + f" ({_describe_maturity(f)}, {f.age_text()})",
+        (
+            "young adult"
+            if f.young_adult
+            else "not a young adult"
+            if f.young_adult is False
+            else "young-adult status unknown"
+        )
+        + f" ({_describe_maturity(f)}, {f.age_text()})"
+    ),
     "recentLongBoneFracture": lambda f: _describe_fractures(f, recent=True),
     "recurrentLongBoneFractures": lambda f: _describe_fractures(f, recent=False),
-    "longBoneBowing": lambda f: "long-bone bowing/deformity " + ("present" if f.long_bone_bowing else "absent"),
+    "longBoneBowing": lambda f: (
+        "long-bone bowing/deformity " + ("present" if f.long_bone_bowing else "absent")
+    ),
     "spineDeformity": lambda f: "scoliosis/kyphoscoliosis " + ("present" if f.spine_deformity else "absent"),
-    "basilarInvagination": lambda f: "basilar invagination " + ("present" if f.basilar_invagination else "absent"),
+    "basilarInvagination": lambda f: (
+        "basilar invagination " + ("present" if f.basilar_invagination else "absent")
+    ),
     "vertebralFracture": lambda f: "vertebral fracture " + ("present" if f.vertebral_fracture else "absent"),
     "functionalStatus": lambda f: f"functional status {f.functional_status or 'unknown'}",
-    "activeBisphosphonate": lambda f: {True: "on an active bisphosphonate", False: "no active bisphosphonate"}.get(
-        f.active_bisphosphonate, "bisphosphonate status undecided (partial dates)"  # type: ignore[arg-type]
-    ),
+    "activeBisphosphonate": lambda f: _TRI_BISPHOSPHONATE[f.active_bisphosphonate],
     "boneSize": _describe_bone_size,
     "missingFacts": lambda f: "missing: " + "; ".join(m.text for m in f.missing if m.fires_missing_facts),
 }
@@ -346,13 +358,21 @@ def extract_facts(
 
     canal_by_site = _canal_by_site(observations.get(VS_CANAL, []), col)
     canal = min((v for _, v in canal_by_site), default=None)
-    bone_size = "unknown" if canal is None else ("small" if canal < settings.smallest_telescoping_rod_mm else "fits")
-
-    active_bp = _active_bisphosphonate(
-        by_type.get("MedicationRequest", []) + by_type.get("MedicationStatement", []), at, settings, col, terminology
+    bone_size = (
+        "unknown" if canal is None else ("small" if canal < settings.smallest_telescoping_rod_mm else "fits")
     )
 
-    missing = _missing(oi, severity, patient.get("birthDate"), birth, age_low, age_high, maturity_age, settings)
+    active_bp = _active_bisphosphonate(
+        by_type.get("MedicationRequest", []) + by_type.get("MedicationStatement", []),
+        at,
+        settings,
+        col,
+        terminology,
+    )
+
+    missing = _missing(
+        oi, severity, patient.get("birthDate"), birth, age_low, age_high, maturity_age, settings
+    )
     if recent is None:
         missing.append(
             Missing(
@@ -463,7 +483,9 @@ def _birth_plus_age(birth: DateRange, age: JSON, ref: str | None, col: _Collecto
         days = round(amount * (30.4375 if kind == "months" else 1))
         start, end = dates.add_days(birth.start, days), dates.add_days(birth.end, days)
     if start > col.at:
-        col.notes.append(f"{ref or 'a Condition'}: onsetAge puts the onset after the evaluation date; ignored")
+        col.notes.append(
+            f"{ref or 'a Condition'}: onsetAge puts the onset after the evaluation date; ignored"
+        )
         return None
     return DateRange(start, min(end, col.at))
 
@@ -471,7 +493,14 @@ def _birth_plus_age(birth: DateRange, age: JSON, ref: str | None, col: _Collecto
 def _read_conditions(
     conditions: list[JSON], birth: DateRange | None, col: _Collector, term: Terminology
 ) -> dict[str, Any]:
-    found: dict[str, Any] = {"oi": [], "fractures": [], "bowing": [], "spine": [], "basilar": [], "vertebral": []}
+    found: dict[str, Any] = {
+        "oi": [],
+        "fractures": [],
+        "bowing": [],
+        "spine": [],
+        "basilar": [],
+        "vertebral": [],
+    }
     bone_sets = term.children.get(VS_LONG_BONE_FRACTURE, ())
     for condition in conditions:
         vsets = term.coded(condition.get("code"))
@@ -518,12 +547,11 @@ def _severity(
             explicit.append((max(rank[v] for v in matched), ref))
         code = condition.get("code") or {}
         vsets = term.coded(code)
-        types.extend(term.titles[v] for v in type_sets if v in vsets and term.titles[v] not in types)
-        for coding in code.get("coding") or ():
-            target = term.map_code(CM_TYPE_SEVERITY, coding.get("system", ""), coding.get("code", ""))
-            if target is None:
-                continue
-            hits = term.lookup(*target) & rank.keys()
+        for vid in (v for v in type_sets if v in vsets):
+            if term.titles[vid] not in types:
+                types.append(term.titles[vid])
+            implied = term.implied_severity.get(vid)
+            hits = term.lookup(*implied) & rank.keys() if implied else frozenset()
             if hits:
                 typed.append((max(rank[v] for v in hits), ref))
     chosen, source = (explicit, "explicit") if explicit else (typed, "type")
@@ -532,7 +560,9 @@ def _severity(
     top = max(r for r, _ in chosen)
     if len({r for r, _ in chosen}) > 1:
         found = ", ".join(sorted({_level(levels[r]) for r, _ in chosen}))
-        col.notes.append(f"OI Conditions disagree on severity ({found}); the most severe ({_level(levels[top])}) is used")
+        col.notes.append(
+            f"OI Conditions disagree on severity ({found}); the most severe ({_level(levels[top])}) is used"
+        )
     for _, ref in chosen:
         col.cite("severity", ref)
     return _level(levels[top]), source, tuple(types)
@@ -574,7 +604,11 @@ def _read_observations(observations: list[JSON], col: _Collector, term: Terminol
         if kind == VS_CANAL:
             value = _millimetres(obs.get("valueQuantity"), ref, col)
         else:
-            value = _coded_value(obs.get("valueCodeableConcept"), term, VS_AMBULATORY_VALUE if kind == VS_AMBULATORY else VS_MATURITY_VALUE)
+            value = _coded_value(
+                obs.get("valueCodeableConcept"),
+                term,
+                VS_AMBULATORY_VALUE if kind == VS_AMBULATORY else VS_MATURITY_VALUE,
+            )
         if value is None:
             col.notes.append(f"{ref or 'an Observation'}: value not recognised; ignored")
             continue
@@ -670,7 +704,9 @@ def _active_bisphosphonate(
             continue
         status, kind, ref = med.get("status"), med["resourceType"], resource_ref(med)
         active: Tri = False
-        if (kind == "MedicationRequest" and status in ACTIVE_REQUEST) or (kind == "MedicationStatement" and status == "active"):
+        if (kind == "MedicationRequest" and status in ACTIVE_REQUEST) or (
+            kind == "MedicationStatement" and status == "active"
+        ):
             active = True
         elif status == "completed":
             if kind == "MedicationRequest":
@@ -709,7 +745,9 @@ def _missing(
         out.append(
             Missing(
                 "birthDate",
-                "birth date not recorded (age unknown)" if not raw_birth else "birth date unusable (age unknown)",
+                "birth date not recorded (age unknown)"
+                if not raw_birth
+                else "birth date unusable (age unknown)",
                 ("ageUnder18", "skeletallyImmature", "youngAdult"),
             )
         )
@@ -717,7 +755,11 @@ def _missing(
     thresholds = (
         (ADULT_AGE, "age 18", "ageUnder18"),
         (maturity_age, f"the skeletal-maturity age {maturity_age}", "skeletallyImmature"),
-        (settings.young_adult_age_limit, f"the young-adult limit {settings.young_adult_age_limit}", "youngAdult"),
+        (
+            settings.young_adult_age_limit,
+            f"the young-adult limit {settings.young_adult_age_limit}",
+            "youngAdult",
+        ),
     )
     for threshold, label, fact in thresholds:
         if dates.below(age_low, age_high, threshold) is None:

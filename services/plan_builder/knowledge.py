@@ -14,7 +14,6 @@ RECOMMENDATION_SYSTEM = BASE + "/CodeSystem/oi-recommendation"
 MANAGEMENT_PLAN = BASE + "/PlanDefinition/oi-management"
 ORDER_PLAN = BASE + "/PlanDefinition/oi-order-checks"
 CAREPLAN_PROFILE = BASE + "/StructureDefinition/oi-careplan"
-TYPE_SEVERITY_MAP = "oi-type-severity"
 
 
 def default_profiles_dir() -> Path:
@@ -68,7 +67,7 @@ def load_knowledge(directory: Path | None = None, facts_names: frozenset[str] | 
         knowledge.resources[url] = resource
 
     value_sets = {r["id"]: r for r in knowledge.by_type("ValueSet")}
-    knowledge.terminology = Terminology.build(value_sets, knowledge.by_type("ConceptMap"))
+    knowledge.terminology = Terminology.build(value_sets)
     codes = knowledge.resources.get(RECOMMENDATION_SYSTEM)
     if codes is None:
         raise KnowledgeError("the recommendation CodeSystem is missing")

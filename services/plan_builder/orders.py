@@ -67,7 +67,11 @@ class OrderChecker:
             return "unknown"
         sites = dict(facts.canal_by_site)
         value = next(
-            (sites[k] for k in (site_key({"bodySite": s}) for s in order.get("bodySite") or ()) if k in sites),
+            (
+                sites[k]
+                for k in (site_key({"bodySite": s}) for s in order.get("bodySite") or ())
+                if k in sites
+            ),
             min(sites.values()),
         )
         return "small" if value < self.settings.smallest_telescoping_rod_mm else "fits"

@@ -52,7 +52,9 @@ class PlanResult:
         return tuple(r.key for r in self.recommendations)
 
 
-def explain(action: CompiledAction, facts: PatientFacts, variable: str = "facts") -> tuple[tuple[str, ...], tuple[str, ...]]:
+def explain(
+    action: CompiledAction, facts: PatientFacts, variable: str = "facts"
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Reasons (fact statements) and evidence (resource references) for an action."""
     names = action.names(variable)
     reasons = tuple(facts.describe(n) for n in names)
@@ -132,8 +134,13 @@ def _notes(facts: PatientFacts, withheld: list[Withheld]) -> tuple[str, ...]:
     for missing in facts.missing:
         keys = [w.key for w in withheld if set(w.unknown) & set(missing.affects)]
         if keys:
-            notes.append(f"Missing information: {missing.text}. Withheld until it is recorded: {', '.join(keys)}.")
+            notes.append(
+                f"Missing information: {missing.text}. Withheld until it is recorded: {', '.join(keys)}."
+            )
         elif missing.fires_missing_facts:
-            notes.append(f"Missing information: {missing.text}. It withholds no recommendation today but may change the plan.")
+            notes.append(
+                f"Missing information: {missing.text}. "
+                "It withholds no recommendation today but may change the plan."
+            )
     notes.extend(f"Data note: {n}." for n in facts.notes)
     return tuple(notes)

@@ -30,7 +30,9 @@ def validate_strict(resource: JSON, where: str = "resource") -> JSON:
     try:
         model = _model(rtype)
     except (KeyError, ValueError) as exc:
-        raise PlanInputError(f"unknown FHIR resource type {rtype!r}", resource_type=rtype, path=where) from exc
+        raise PlanInputError(
+            f"unknown FHIR resource type {rtype!r}", resource_type=rtype, path=where
+        ) from exc
     try:
         model.model_validate(resource)
     except ValidationError as exc:

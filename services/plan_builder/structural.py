@@ -176,7 +176,13 @@ SCHEMAS: dict[str, dict[str, Check]] = {
         "effectivePeriod": _period,
     },
     "Procedure": {**_SUBJECT, "status": _code, "code": _codeable, "performedDateTime": _datetime},
-    "ServiceRequest": {**_SUBJECT, "status": _code, "intent": _code, "code": _codeable, "bodySite": _list(_codeable)},
+    "ServiceRequest": {
+        **_SUBJECT,
+        "status": _code,
+        "intent": _code,
+        "code": _codeable,
+        "bodySite": _list(_codeable),
+    },
 }
 READ_TYPES = frozenset(SCHEMAS)
 

@@ -22,6 +22,7 @@ EXT_MATCH_NAME = EXT + "valueset-match-name"
 EXT_EXCLUDE_NAME = EXT + "valueset-exclude-name"
 EXT_EXCLUDE_ROUTE = EXT + "valueset-exclude-route"
 EXT_PRIORITY = EXT + "valueset-match-priority"
+EXT_IMPLIED_SEVERITY = EXT + "valueset-implied-severity"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 
 _NON_WORD = re.compile(r"[^0-9a-z]+")
@@ -59,13 +60,13 @@ class Terminology:
     codes: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
     patterns: dict[str, list[tuple[re.Pattern[str], frozenset[str]]]] = field(default_factory=dict)
     name_rules: dict[str, NameRule] = field(default_factory=dict)
-    concept_maps: dict[str, dict[tuple[str, str], tuple[str, str]]] = field(default_factory=dict)
+    implied_severity: dict[str, tuple[str, str]] = field(default_factory=dict)  # vs id -> coding
     known: frozenset[str] = frozenset()
     titles: dict[str, str] = field(default_factory=dict)
     children: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, value_sets: Mapping[str, JSON], concept_maps: Iterable[JSON] = ()) -> Terminology:
+    def build(cls, value_sets: Mapping[str, JSON]) -> Terminology:
         """Index every ValueSet by id; ``include.valueSet`` is followed transitively."""
         parents: dict[str, set[str]] = {}  # child vs id -> vs ids that include it
         direct_codes: dict[tuple[str, str], set[str]] = {}
@@ -89,6 +90,10 @@ class Terminology:
                         raise ValueError(f"ValueSet {vid}: only code regex filters are supported")
                     direct_patterns.append((system, flt["value"], vid))
             term.children[vid] = tuple(kids)
+            for ext in vs.get("extension", []):
+                if ext.get("url") == EXT_IMPLIED_SEVERITY:
+                    coding = ext["valueCoding"]
+                    term.implied_severity[vid] = (coding["system"], coding["code"])
             rule = _name_rule(vs)
             if rule is not None:
                 term.name_rules[vid] = rule
@@ -108,13 +113,6 @@ class Terminology:
             term.codes[key] = frozenset().union(*(closures[v] for v in vids))
         for system, pattern, vid in direct_patterns:
             term.patterns.setdefault(system, []).append((re.compile(pattern), closures[vid]))
-        for cm in concept_maps:
-            table: dict[tuple[str, str], tuple[str, str]] = {}
-            for group in cm.get("group", []):
-                for element in group.get("element", []):
-                    for target in element.get("target", [])[:1]:
-                        table[(group["source"], element["code"])] = (group["target"], target["code"])
-            term.concept_maps[cm["id"]] = table
         return term
 
     def lookup(self, system: str, code: str) -> frozenset[str]:
@@ -160,15 +158,10 @@ class Terminology:
         ranked = [(self.name_rules[v].priority, v) for v in vids if v in self.name_rules]
         return min(ranked)[1] if ranked else None
 
-    def map_code(self, concept_map: str, system: str, code: str) -> tuple[str, str] | None:
-        return self.concept_maps.get(concept_map, {}).get((system, code))
-
 
 def _strings(vs: JSON, url: str) -> tuple[str, ...]:
     return tuple(
-        normalize_text(str(e["valueString"])).strip()
-        for e in vs.get("extension", [])
-        if e.get("url") == url
+        normalize_text(str(e["valueString"])).strip() for e in vs.get("extension", []) if e.get("url") == url
     )
 
 

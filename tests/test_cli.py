@@ -1,0 +1,127 @@
+"""`oi-cds plan` as a user runs it: a real subprocess on real files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from fhir.resources.R4B.bundle import Bundle
+
+from services.plan_builder.knowledge import default_profiles_dir
+from tests.fhir_builders import bundle, condition, patient
+
+EXAMPLE = default_profiles_dir() / "examples" / "Bundle-example-patients.json"
+
+
+def oi_cds(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args], input=stdin, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_readme_example_prints_valid_careplans() -> None:
+    run = oi_cds("plan", "--at", "2026-06-01", str(EXAMPLE))
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    Bundle.model_validate(out)  # the whole output validates, CarePlans included
+    assert out["type"] == "collection"
+    assert [e["resource"]["subject"]["reference"] for e in out["entry"]] == [
+        "Patient/oi-type-iii-child",
+        "Patient/oi-no-birthdate",
+    ]
+    assert run.stderr.strip() == "patients read: 3, planned: 2, without OI: 1, with errors: 0"
+
+
+def test_strict_and_include_non_oi() -> None:
+    run = oi_cds("plan", "--at", "2026-06-01", "--strict", "--include-non-oi", str(EXAMPLE))
+    assert run.returncode == 0, run.stderr
+    kinds = [e["resource"]["resourceType"] for e in json.loads(run.stdout)["entry"]]
+    assert kinds == ["CarePlan", "CarePlan", "OperationOutcome"]
+
+
+def test_reads_standard_input() -> None:
+    doc = bundle(patient("a", birth="2016-01-01"), condition("oi-type-1", pid="a"))
+    run = oi_cds("plan", "--at", "2026-06-01", "-", stdin=json.dumps(doc))
+    assert run.returncode == 0
+    assert json.loads(run.stdout)["entry"][0]["resource"]["resourceType"] == "CarePlan"
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ("{not json", "is not JSON"),
+        ('{"resourceType": "Patient", "id": "x"}', "expected a FHIR Bundle"),
+        ('{"resourceType": "Bundle", "type": "message"}', "Bundle.type"),
+        ("", "is not JSON"),
+    ],
+)
+def test_unusable_file_exits_2_with_an_operation_outcome(tmp_path: Path, content: str, words: str) -> None:
+    path = tmp_path / "in.json"
+    path.write_text(content)
+    run = oi_cds("plan", "--at", "2026-06-01", str(path))
+    assert run.returncode == 2
+    assert run.stdout == ""
+    outcome: dict[str, Any] = json.loads(run.stderr)
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert words in outcome["issue"][0]["diagnostics"]
+
+
+def test_missing_file_and_bad_date(tmp_path: Path) -> None:
+    run = oi_cds("plan", str(tmp_path / "nope.json"))
+    assert run.returncode == 2
+    assert "cannot read" in json.loads(run.stderr)["issue"][0]["diagnostics"]
+    run = oi_cds("plan", "--at", "June 1st", str(EXAMPLE))
+    assert run.returncode == 2
+    assert "not a date" in run.stderr
+
+
+def test_one_bad_patient_does_not_fail_the_file(tmp_path: Path) -> None:
+    doc = bundle(
+        patient("a", birth="2016-01-01"),
+        condition("oi-type-3", pid="a"),
+        patient("b"),
+        {**condition("oi-type-1", pid="b"), "severity": "bad"},
+        {**condition("oi-type-1"), "subject": {"reference": "Patient/ghost"}},
+    )
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps(doc))
+    run = oi_cds("plan", "--at", "2026-06-01", str(path))
+    assert run.returncode == 0
+    resources = [e["resource"] for e in json.loads(run.stdout)["entry"]]
+    assert [r["resourceType"] for r in resources] == ["CarePlan", "OperationOutcome", "OperationOutcome"]
+    assert "Patient/b" in resources[1]["issue"][0]["diagnostics"]
+    assert "Patient/ghost" in resources[2]["issue"][0]["diagnostics"]
+    assert (
+        run.stderr.strip()
+        == "patients read: 2, planned: 1, without OI: 0, with errors: 1, resources without a patient: 1"
+    )
+
+
+def test_default_date_uses_the_configured_time_zone() -> None:
+    zone = ZoneInfo("Pacific/Kiritimati")  # UTC+14: often a different day from UTC
+    before = datetime.now(zone).date().isoformat()
+    run = subprocess.run(
+        [sys.executable, "-m", "services.cli", "plan", str(EXAMPLE)],
+        capture_output=True,
+        text=True,
+        env={"OI_CDS_TIMEZONE": "Pacific/Kiritimati"},
+        timeout=60,
+    )
+    after = datetime.now(zone).date().isoformat()
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["entry"][0]["resource"]["created"] in {before, after}
+    bad = subprocess.run(
+        [sys.executable, "-m", "services.cli", "plan", str(EXAMPLE)],
+        capture_output=True,
+        text=True,
+        env={"OI_CDS_TIMEZONE": "Mars/Olympus"},
+        timeout=60,
+    )
+    assert bad.returncode == 2
+    assert "time zone" in bad.stderr
