@@ -20,7 +20,6 @@ class Settings(BaseSettings):
     knowledge_dir: Path | None = Field(
         None, description="fhir_profiles directory (default: the packaged one)"
     )
-    demo: bool = Field(True, description="demo mode: embedded defaults and demo data")
     plan: PlanSettings = Field(default_factory=PlanSettings)
 
     @field_validator("timezone")

@@ -86,14 +86,19 @@ class Planner:
             return PlanResult(facts, (), (), (), None)
         vector = facts.vector()
         outcome = self.plan_definition.evaluate({"facts": vector})
+        actions = self.plan_definition.actions
+        withheld = [
+            Withheld(a.key, a.title, tuple(n for n in a.names("facts") if vector.get(n) is None))
+            for a, applies in zip(actions, outcome, strict=True)
+            if applies is None
+        ]
         recommendations: list[Recommendation] = []
-        withheld: list[Withheld] = []
-        for action, applies in zip(self.plan_definition.actions, outcome, strict=True):
-            if applies is None:
-                unknown = tuple(n for n in action.names("facts") if vector.get(n) is None)
-                withheld.append(Withheld(action.key, action.title, unknown))
-            elif applies:
+        for action, applies in zip(actions, outcome, strict=True):
+            if applies:
                 reasons, evidence = explain(action, facts)
+                if "missingFacts" in action.names("facts") and withheld:
+                    # the missing-facts activity says what the gaps hold back
+                    reasons += ("withheld until recorded: " + ", ".join(w.key for w in withheld),)
                 definition = action.definition or {}
                 recommendations.append(
                     Recommendation(

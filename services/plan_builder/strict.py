@@ -1,12 +1,15 @@
 """Strict validation with the fhir.resources R4B models (the R4 proxy: 8.x has no plain R4).
 
 Used by ``--strict``, the FHIR endpoints' strict mode and the tests; never on the hot path.
-R4B models reject unknown elements, so the R4 elements R4B dropped are the only difference
-we meet in practice; those resources fail here and the error names the element.
+The models reject unknown elements and value[x] types. Cross-version extensions
+(``http://hl7.org/fhir/<version>/StructureDefinition/extension-...``, which carry elements of
+other FHIR versions, sometimes with value types R4 lacks) are stripped from the copy that is
+validated, so a resource is not rejected for them; the resource itself is left unchanged.
 """
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import Any
 
@@ -24,6 +27,27 @@ def _model(resource_type: str) -> Any:
     return get_fhir_model_class(resource_type)
 
 
+_CROSS_VERSION = re.compile(r"^http://hl7\.org/fhir/\d+\.\d+/StructureDefinition/extension-")
+
+
+def strip_cross_version_extensions(node: Any) -> Any:
+    """A copy without cross-version extensions (at any depth)."""
+    if isinstance(node, list):
+        return [strip_cross_version_extensions(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for key, value in node.items():
+        if key in ("extension", "modifierExtension") and isinstance(value, list):
+            value = [
+                e for e in value if not (isinstance(e, dict) and _CROSS_VERSION.match(str(e.get("url", ""))))
+            ]
+            if not value:
+                continue
+        out[key] = strip_cross_version_extensions(value)
+    return out
+
+
 def validate_strict(resource: JSON, where: str = "resource") -> JSON:
     validate_resource(resource, where)
     rtype = resource["resourceType"]
@@ -34,7 +58,7 @@ def validate_strict(resource: JSON, where: str = "resource") -> JSON:
             f"unknown FHIR resource type {rtype!r}", resource_type=rtype, path=where
         ) from exc
     try:
-        model.model_validate(resource)
+        model.model_validate(strip_cross_version_extensions(resource))
     except ValidationError as exc:
         first = exc.errors()[0]
         path = ".".join(str(p) for p in first.get("loc", ()))

@@ -118,3 +118,16 @@ def test_strict_mode_rejects_what_structural_tolerates(planner: Planner) -> None
     strict = next(plan_bundle(doc, planner, AT, strict=True))
     assert strict.kind == "error"
     assert "fails FHIR R4 validation" in strict.resource["issue"][0]["diagnostics"]
+
+
+def test_strict_mode_ignores_cross_version_extensions(planner: Planner) -> None:
+    r5 = {
+        "url": "http://hl7.org/fhir/5.0/StructureDefinition/extension-Condition.onsetAge",
+        "valueInteger64": "5",
+    }
+    local = {"url": "http://hospital.example.org/ext", "valueInteger64": "5"}
+    accepted = bundle(patient("a"), {**condition("oi-type-3", pid="a"), "extension": [r5]})
+    outcome = next(plan_bundle(accepted, planner, AT, strict=True))
+    assert outcome.kind == "careplan"
+    rejected = bundle(patient("a"), {**condition("oi-type-3", pid="a"), "extension": [local]})
+    assert next(plan_bundle(rejected, planner, AT, strict=True)).kind == "error"

@@ -100,3 +100,16 @@ def test_careplan_id_is_deterministic(planner: Planner) -> None:
     assert first is not None
     assert again is not None
     assert first["id"] == again["id"]
+
+
+def test_missing_facts_activity_says_what_it_withholds(planner: Planner) -> None:
+    result = planner.plan(
+        patient(birth=None),
+        [c("oi-type-4"), *[c("fracture-femur", d) for d in ("2026-01-01", "2026-03-01")]],
+        AT,
+    )
+    rec = next(r for r in result.recommendations if r.key == "missing-facts")
+    assert any("birth date not recorded" in r for r in rec.reasons)
+    withheld = next(r for r in rec.reasons if r.startswith("withheld until recorded"))
+    assert "bisphosphonate-therapy" in withheld
+    assert "prophylactic-rod-telescoping" in withheld

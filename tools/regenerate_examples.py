@@ -1,0 +1,33 @@
+"""Rewrite fhir_profiles/examples/CarePlan-example-*.json from the example Bundle.
+
+Run after a knowledge change (``make examples``); tests/test_knowledge_artifacts.py fails
+while the examples and the engine disagree.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+from services.plan_builder import Planner, load_knowledge
+from services.plan_builder.batch import plan_bundle
+from services.plan_builder.knowledge import default_profiles_dir
+
+EXAMPLE_DATE = date(2026, 6, 1)
+
+
+def main() -> None:
+    examples = default_profiles_dir() / "examples"
+    bundle = json.loads((examples / "Bundle-example-patients.json").read_text())
+    for old in examples.glob("CarePlan-example-*.json"):
+        old.unlink()
+    for outcome in plan_bundle(bundle, Planner(load_knowledge()), EXAMPLE_DATE):
+        if outcome.kind == "careplan" and outcome.patient_ref:
+            name = outcome.patient_ref.removeprefix("Patient/")
+            path = examples / f"CarePlan-example-{name}.json"
+            path.write_text(json.dumps(outcome.resource, indent=2, ensure_ascii=False) + "\n")
+            print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
