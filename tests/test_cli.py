@@ -19,10 +19,11 @@ from tests.fhir_builders import bundle, condition, patient
 EXAMPLE = default_profiles_dir() / "examples" / "Bundle-example-patients.json"
 
 
-def oi_cds(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args], input=stdin, capture_output=True, text=True, timeout=60
-    )
+def oi_cds(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "services.cli", *args]
+    return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=60, env=env)
 
 
 def test_readme_example_prints_valid_careplans() -> None:
@@ -106,22 +107,10 @@ def test_one_bad_patient_does_not_fail_the_file(tmp_path: Path) -> None:
 def test_default_date_uses_the_configured_time_zone() -> None:
     zone = ZoneInfo("Pacific/Kiritimati")  # UTC+14: often a different day from UTC
     before = datetime.now(zone).date().isoformat()
-    run = subprocess.run(
-        [sys.executable, "-m", "services.cli", "plan", str(EXAMPLE)],
-        capture_output=True,
-        text=True,
-        env={"OI_CDS_TIMEZONE": "Pacific/Kiritimati"},
-        timeout=60,
-    )
+    run = oi_cds("plan", str(EXAMPLE), env={"OI_CDS_TIMEZONE": "Pacific/Kiritimati"})
     after = datetime.now(zone).date().isoformat()
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["entry"][0]["resource"]["created"] in {before, after}
-    bad = subprocess.run(
-        [sys.executable, "-m", "services.cli", "plan", str(EXAMPLE)],
-        capture_output=True,
-        text=True,
-        env={"OI_CDS_TIMEZONE": "Mars/Olympus"},
-        timeout=60,
-    )
+    bad = oi_cds("plan", str(EXAMPLE), env={"OI_CDS_TIMEZONE": "Mars/Olympus"})
     assert bad.returncode == 2
     assert "time zone" in bad.stderr

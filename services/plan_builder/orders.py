@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from services.plan_builder.facts import PatientFacts, resource_ref, site_key
 from services.plan_builder.knowledge import Knowledge
-from services.plan_builder.planner import explain
+from services.plan_builder.planner import Recommendation, recommend
 from services.plan_builder.settings import PlanSettings
 from services.plan_builder.terminology import concept_texts, normalize_text
 from services.plan_builder.types import JSON
@@ -19,16 +19,20 @@ ROD_TYPES = {"rod-telescoping": "telescoping", "rod-non-telescoping": "non-teles
 
 @dataclass(frozen=True, slots=True)
 class OrderFinding:
-    key: str
+    """One order-time card's content: the recommendation, for which draft order, and why."""
+
+    recommendation: Recommendation
     action_id: str
-    title: str
-    description: str
-    citation: str
-    indicator: str | None
     order: JSON
     order_facts: JSON
-    reasons: tuple[str, ...]
-    evidence: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        return self.recommendation.key
+
+    @property
+    def indicator(self) -> str | None:
+        return self.recommendation.indicator
 
 
 class OrderChecker:
@@ -90,21 +94,8 @@ class OrderChecker:
             for action, applies in zip(self.plan.actions, outcome, strict=True):
                 if not applies:
                     continue
-                reasons, evidence = explain(action, facts)
                 order_ref = resource_ref(order)
-                findings.append(
-                    OrderFinding(
-                        key=action.key,
-                        action_id=action.id,
-                        title=action.title,
-                        description=action.description,
-                        citation=action.citation,
-                        indicator=action.indicator,
-                        order=order,
-                        order_facts=ofacts,
-                        reasons=reasons,
-                        evidence=evidence + ((order_ref,) if order_ref else ()),
-                    )
-                )
+                recommendation = recommend(action, facts, more_evidence=(order_ref,) if order_ref else ())
+                findings.append(OrderFinding(recommendation, action.id, order, ofacts))
                 break  # one card per draft order
         return findings

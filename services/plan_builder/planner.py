@@ -52,14 +52,28 @@ class PlanResult:
         return tuple(r.key for r in self.recommendations)
 
 
-def explain(
-    action: CompiledAction, facts: PatientFacts, variable: str = "facts"
-) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Reasons (fact statements) and evidence (resource references) for an action."""
-    names = action.names(variable)
-    reasons = tuple(facts.describe(n) for n in names)
+def recommend(
+    action: CompiledAction,
+    facts: PatientFacts,
+    more_reasons: tuple[str, ...] = (),
+    more_evidence: tuple[str, ...] = (),
+) -> Recommendation:
+    """An applicable action with its reasons (fact statements) and evidence (references)."""
+    names = action.names("facts")
     evidence = tuple(dict.fromkeys(ref for n in names for ref in facts.evidence.get(n, ())))
-    return reasons, evidence
+    definition = action.definition or {}
+    return Recommendation(
+        key=action.key,
+        coding=action.coding,
+        title=action.title,
+        description=action.description,
+        citation=action.citation,
+        indicator=action.indicator,
+        reasons=tuple(facts.describe(n) for n in names) + more_reasons,
+        evidence=evidence + more_evidence,
+        activity_definition=_versioned(definition),
+        kind=definition.get("kind"),
+    )
 
 
 class Planner:
@@ -92,28 +106,13 @@ class Planner:
             for a, applies in zip(actions, outcome, strict=True)
             if applies is None
         ]
-        recommendations: list[Recommendation] = []
-        for action, applies in zip(actions, outcome, strict=True):
-            if applies:
-                reasons, evidence = explain(action, facts)
-                if "missingFacts" in action.names("facts") and withheld:
-                    # the missing-facts activity says what the gaps hold back
-                    reasons += ("withheld until recorded: " + ", ".join(w.key for w in withheld),)
-                definition = action.definition or {}
-                recommendations.append(
-                    Recommendation(
-                        key=action.key,
-                        coding=action.coding,
-                        title=action.title,
-                        description=action.description,
-                        citation=action.citation,
-                        indicator=action.indicator,
-                        reasons=reasons,
-                        evidence=evidence,
-                        activity_definition=_versioned(definition),
-                        kind=definition.get("kind"),
-                    )
-                )
+        # the missing-facts activity says what the gaps hold back
+        held_back = ("withheld until recorded: " + ", ".join(w.key for w in withheld),) if withheld else ()
+        recommendations = [
+            recommend(action, facts, held_back if "missingFacts" in action.names("facts") else ())
+            for action, applies in zip(actions, outcome, strict=True)
+            if applies
+        ]
         notes = _notes(facts, withheld)
         subject = facts.patient_ref or ""
         careplan = build_careplan(
