@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Demo mode: SQLite in the working directory, any CORS origin; see the README.
 run: $(STAMP)
-	$(BIN)/uvicorn services.cds_hooks.main:app --host $(HOST) --port $(PORT)
+	OI_CDS_DEMO=true $(BIN)/oi-cds serve --host $(HOST) --port $(PORT)
 
 # The whole suite: lint, format check, strict typing, then every test.
 test: $(STAMP)

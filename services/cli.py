@@ -10,8 +10,9 @@ from datetime import date, datetime
 from typing import IO
 from zoneinfo import ZoneInfo
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from services.cds_hooks.config import Settings
 from services.plan_builder.batch import Summary, plan_bundle
 from services.plan_builder.errors import PlanInputError, operation_outcome
 
@@ -43,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also write an information OperationOutcome for each patient without OI",
     )
+    serve = sub.add_parser("serve", help="run the CDS Hooks service (uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    sub.add_parser("migrate", help="bring the feedback database (OI_CDS_DATABASE_URL) to the newest schema")
+    sub.add_parser("settings-table", help="print the settings as a Markdown table (the README's)")
     return parser
 
 
@@ -53,14 +60,11 @@ def _fail(message: str, err: IO[str], code: str = "invalid") -> int:
 
 
 def run_plan(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    from services.cds_hooks.config import Settings
     from services.plan_builder import Planner, load_knowledge
 
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        return _fail(f"invalid OI_CDS_ settings: {problems}", err, "invalid")
+    settings = _settings_or_fail(err)
+    if settings is None:
+        return 2
     at = args.at or datetime.now(ZoneInfo(settings.timezone)).date()
     try:
         if args.file == "-":
@@ -94,10 +98,75 @@ def run_plan(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     return 0
 
 
+def _settings_or_fail(err: IO[str]) -> Settings | None:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        _fail(f"invalid OI_CDS_ settings: {problems}", err, "invalid")
+        return None
+
+
+def run_serve(args: argparse.Namespace, err: IO[str]) -> int:
+    import uvicorn
+
+    if _settings_or_fail(err) is None:
+        return 2
+    uvicorn.run(
+        "services.cds_hooks.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="info",
+    )
+    return 0
+
+
+def run_migrate(err: IO[str]) -> int:
+    from services.cds_hooks.db import migrate
+
+    settings = _settings_or_fail(err)
+    if settings is None:
+        return 2
+    migrate(settings.database_url)
+    err.write("database schema is at the newest migration\n")
+    return 0
+
+
+def settings_table() -> str:
+    """Markdown table of every setting, from the Settings class itself (so it cannot drift)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+
+    def add(prefix: str, model: type[BaseModel]) -> None:
+        for name, field in model.model_fields.items():
+            if isinstance(field.default_factory, type) and issubclass(field.default_factory, BaseModel):
+                add(f"{prefix}{name.upper()}__", field.default_factory)
+                continue
+            default = field.get_default(call_default_factory=True)
+            shown = ", ".join(default) if isinstance(default, list) else default
+            text = (
+                "(none)"
+                if shown in (None, "", [])
+                else f"`{str(shown).lower() if isinstance(shown, bool) else shown}`"
+            )
+            rows.append(f"| `{prefix}{name.upper()}` | {text} | {field.description or ''} |")
+
+    add("OI_CDS_", Settings)
+    return "\n".join(rows)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "plan":
         return run_plan(args, sys.stdout, sys.stderr)
+    if args.command == "serve":
+        return run_serve(args, sys.stderr)
+    if args.command == "migrate":
+        return run_migrate(sys.stderr)
+    if args.command == "settings-table":
+        print(settings_table())
+        return 0
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from services.cds_hooks.config import Settings
-from services.plan_builder.settings import PlanSettings
-
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text()
 
@@ -28,13 +25,11 @@ def test_nothing_reads_the_shared_folder() -> None:
             assert "../shared" not in path.read_text(), path
 
 
-def test_readme_documents_every_setting() -> None:
-    documented = set(re.findall(r"`(OI_CDS_[A-Z_]+)`", README))
-    top = {f"OI_CDS_{name.upper()}" for name in Settings.model_fields if name != "plan"}
-    assert top <= documented
-    for name in PlanSettings.model_fields:
-        variable = f"OI_CDS_PLAN__{name.upper()}"
-        if name.startswith("maturity_age_"):
-            assert "OI_CDS_PLAN__MATURITY_AGE_FEMALE" in documented
-            continue
-        assert variable in documented, variable
+def test_readme_settings_table_is_generated_from_settings() -> None:
+    from services.cli import settings_table
+
+    start = README.index("<!-- settings-table:start -->") + len("<!-- settings-table:start -->")
+    end = README.index("<!-- settings-table:end -->")
+    assert README[start:end].strip() == settings_table(), (
+        "run `oi-cds settings-table` and paste it into README.md"
+    )

@@ -1,26 +1,69 @@
-"""The service's one Settings object; every variable has the prefix OI_CDS_."""
+"""The service's one Settings object; every variable has the prefix OI_CDS_ (and .env works)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.plan_builder.settings import PlanSettings
 
+CommaList = Annotated[list[str], NoDecode]
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="OI_CDS_", env_nested_delimiter="__", extra="ignore")
-
-    timezone: str = Field(
-        "UTC", description="the time zone that turns the request time into the evaluation date"
+    model_config = SettingsConfigDict(
+        env_prefix="OI_CDS_", env_nested_delimiter="__", env_file=".env", extra="ignore"
     )
+
+    demo: bool = Field(
+        False,
+        description="demo mode: auth off, any CORS origin, the local SQLite file (make run turns it on)",
+    )
+    database_url: str = Field(
+        "sqlite:///oi-cds.sqlite3", description="SQLAlchemy URL of the feedback database"
+    )
+    fhir_allowlist: CommaList = Field(
+        default_factory=list,
+        description="FHIR servers the service may query "
+        "(comma-separated base URLs; scheme, host, port, path prefix)",
+    )
+    cors_origins: CommaList = Field(
+        default_factory=list,
+        description="browser origins allowed by CORS (comma-separated; any in demo mode)",
+    )
+    public_base_url: str | None = Field(
+        None, description="the service's URL as EHRs see it (for JWT audience checks, not enforced yet)"
+    )
+    timezone: str = Field("UTC", description="time zone that turns the request time into the evaluation date")
+    max_body_bytes: int = Field(5_000_000, gt=0, description="largest request body accepted (413 above)")
+    fhir_timeout_s: float = Field(5.0, gt=0, description="connect and read timeout for FHIR server calls")
+    fhir_max_pages: int = Field(20, gt=0, description="most search pages fetched per query")
+    fhir_max_response_bytes: int = Field(10_000_000, gt=0, description="largest FHIR response accepted")
     knowledge_dir: Path | None = Field(
         None, description="fhir_profiles directory (default: the packaged one)"
     )
-    plan: PlanSettings = Field(default_factory=PlanSettings)
+    plan: PlanSettings = Field(default_factory=PlanSettings, description="the contract's site thresholds")
+
+    @field_validator("fhir_allowlist", "cors_origins", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("fhir_allowlist")
+    @classmethod
+    def _absolute(cls, value: list[str]) -> list[str]:
+        for url in value:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(f"not an absolute http(s) URL: {url!r}")
+        return value
 
     @field_validator("timezone")
     @classmethod

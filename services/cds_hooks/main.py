@@ -1,20 +1,73 @@
 """Builds the ASGI app; nothing else lives here."""
 
-from fastapi import FastAPI
+from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from services.cds_hooks import errors
 from services.cds_hooks.config import Settings
-from services.cds_hooks.routers import health
-from services.plan_builder import load_knowledge
+from services.cds_hooks.db import make_engine, migrate
+from services.cds_hooks.fhir_client import FhirClient
+from services.cds_hooks.registry import HookEnv, registry
+from services.cds_hooks.routers import admin, feedback, health, services
+from services.cds_hooks.store import FeedbackStore
+from services.plan_builder import Planner, load_knowledge
+from services.plan_builder.orders import OrderChecker
+
+log = logging.getLogger("oi_cds")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    app = FastAPI(title="OI-CDS", version="0.1.0")
-    app.state.settings = settings
     # Loaded (and every condition compiled) once, at start: a broken artifact stops start-up.
-    app.state.knowledge = load_knowledge(settings.knowledge_dir)
-    app.include_router(health.router)
+    knowledge = load_knowledge(settings.knowledge_dir)
+    planner = Planner(knowledge, settings.plan)
+    checker = OrderChecker(knowledge, settings.plan)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.database_url.startswith("sqlite"):
+            migrate(settings.database_url)  # a shared database is migrated by `oi-cds migrate`
+        engine = make_engine(settings.database_url)
+        timeout = httpx.Timeout(settings.fhir_timeout_s)
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
+            fhir = FhirClient(
+                http, settings.fhir_allowlist, settings.fhir_max_pages, settings.fhir_max_response_bytes
+            )
+            app.state.env = HookEnv(knowledge, planner, checker, fhir)
+            app.state.store = FeedbackStore(engine)
+            app.state.store.start()
+            if settings.demo:
+                log.warning("OI-CDS demo mode: any CORS origin; not for patient data")
+            try:
+                yield
+            finally:
+                await app.state.store.stop()
+                engine.dispose()
+
+    app = FastAPI(
+        title="OI-CDS",
+        version="0.1.0",
+        description="CDS Hooks 2.0 service for osteogenesis imperfecta management.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.knowledge = knowledge
+    app.state.registry = registry()
+    errors.install(app)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"] if settings.demo else settings.cors_origins,
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "Accept"],
+        max_age=600,
+    )
+    for router in (health.router, services.router, feedback.router, admin.router):
+        app.include_router(router)
     return app
-
-
-app = create_app()

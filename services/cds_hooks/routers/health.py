@@ -1,18 +1,39 @@
 """Liveness and readiness."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-from services.cds_hooks.deps import KnowledgeDep
+from fastapi import APIRouter, Response
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+
+from services.cds_hooks.db import schema_current
+from services.cds_hooks.deps import KnowledgeDep, StoreDep
+from services.cds_hooks.errors import outcome_response
+from services.cds_hooks.routers.services import json_response
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
-def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+@router.get("/healthz", summary="The process is up")
+async def healthz() -> Response:
+    return json_response({"status": "ok"})
 
 
-@router.get("/readyz")
-def readyz(knowledge: KnowledgeDep) -> dict[str, object]:
+def _database_ready(store: StoreDep) -> bool:
+    with store.engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+    return schema_current(store.engine)
+
+
+@router.get("/readyz", summary="Knowledge loaded and database reachable and migrated")
+async def readyz(knowledge: KnowledgeDep, store: StoreDep) -> Response:
+    try:
+        migrated = await run_in_threadpool(_database_ready, store)
+    except Exception as exc:
+        return outcome_response(503, f"database not reachable ({type(exc).__name__})", "transient")
+    if not migrated:
+        return outcome_response(
+            503, "database schema is not at the newest migration: run `oi-cds migrate`", "transient"
+        )
     plan = knowledge.management
-    return {"status": "ready", "planDefinition": plan.canonical, "actions": len(plan.actions)}
+    return json_response({"status": "ready", "planDefinition": plan.canonical, "actions": len(plan.actions)})

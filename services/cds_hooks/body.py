@@ -1,0 +1,38 @@
+"""Reading a JSON request body within the size limit, with the right errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import Request
+
+from services.cds_hooks.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+
+JSON_TYPES = ("application/json", "application/fhir+json")
+
+
+async def read_json(request: Request, max_bytes: int) -> Any:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in JSON_TYPES:
+        raise UnsupportedMediaType(f"Content-Type must be application/json, got {content_type or 'none'!r}")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"request body over the limit of {max_bytes} bytes")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLarge(f"request body over the limit of {max_bytes} bytes")
+        chunks.append(chunk)
+    try:
+        return orjson.loads(b"".join(chunks))
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON ({exc.args[0].split(':')[0]})") from exc
+
+
+def json_object(body: Any, what: str) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise BadRequest(f"{what} must be a JSON object")
+    return body

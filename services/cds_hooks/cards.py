@@ -1,0 +1,276 @@
+"""Plan results and order findings -> CDS Hooks cards (wire models). No clinical rule here."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from services.cds_hooks.models import Action, Card, Coding, Source, Suggestion
+from services.plan_builder.careplan import CAREPLAN_PROFILE
+from services.plan_builder.knowledge import MANAGEMENT_PLAN, RECOMMENDATION_SYSTEM
+from services.plan_builder.orders import OrderFinding
+from services.plan_builder.planner import PlanResult, Recommendation
+from services.plan_builder.types import JSON
+
+SOURCE_LABEL = "OI management summary (project source text)"
+BISPHOSPHONATE_SUGGESTIONS = (
+    ("Propose IV pamidronate", "pamidronate (intravenous)", "Intravenous route"),
+    ("Propose oral alendronate", "alendronate (oral)", "Oral route"),
+)
+ROD_CODES = {
+    "telescoping": ("rod-telescoping", "Osteotomy and fixation with telescoping intramedullary rod"),
+    "non-telescoping": (
+        "rod-non-telescoping",
+        "Osteotomy and fixation with non-telescoping intramedullary rod",
+    ),
+}
+PROCEDURE_SYSTEM = "https://oi-cds.example.org/CodeSystem/oi-procedure"
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+def topic(key: str, display: str | None = None) -> Coding:
+    return Coding(system=RECOMMENDATION_SYSTEM, code=key, display=display)
+
+
+def _source(
+    rec: Recommendation | None = None, key: str = "careplan-summary", display: str = "OI care plan summary"
+) -> Source:
+    if rec is not None:
+        return Source(
+            label=f"{SOURCE_LABEL}: {rec.citation.removeprefix(SOURCE_LABEL + ', ')}"[:200],
+            topic=topic(rec.key, rec.title),
+        )
+    return Source(label=SOURCE_LABEL, topic=topic(key, display))
+
+
+def _md(text: str) -> str:
+    """Escape what Markdown or HTML would interpret in text that came from a record."""
+    return "".join("\\" + ch if ch in "\\`*_{}[]<>#|" else ch for ch in text)
+
+
+def _recommendation_lines(recs: Sequence[Recommendation]) -> list[str]:
+    lines = []
+    for rec in recs:
+        lines.append(
+            f"- **{_md(rec.title)}** ({rec.key}): {_md(rec.description)}  \n"
+            f"  _Why:_ {_md('; '.join(rec.reasons))}.  \n  _Source:_ {_md(rec.citation)}."
+        )
+    return lines
+
+
+def _plan_on_file(care_plans: Sequence[JSON], major: str) -> JSON | None:
+    """An active or draft CarePlan instantiating our PlanDefinition (same major version)."""
+    for plan in care_plans:
+        if plan.get("status") not in ("active", "draft"):
+            continue
+        for canonical in plan.get("instantiatesCanonical") or ():
+            url, _, version = str(canonical).partition("|")
+            if url == MANAGEMENT_PLAN and (not version or version.split(".")[0] == major):
+                return plan
+    return None
+
+
+def _keys_of(plan: JSON) -> set[str]:
+    return {
+        c.get("code")
+        for a in plan.get("activity") or ()
+        for c in ((a.get("detail") or {}).get("code") or {}).get("coding") or ()
+        if c.get("system") == RECOMMENDATION_SYSTEM
+    }
+
+
+def patient_view_cards(
+    result: PlanResult, care_plans: Sequence[JSON], unchecked: Sequence[str], plan_version: str
+) -> list[Card]:
+    if result.careplan is None:
+        return []
+    recs = result.recommendations
+    careplan = result.careplan
+    on_file = _plan_on_file(care_plans, plan_version.split(".")[0])
+    detail = [
+        "Recommendations for this patient with osteogenesis imperfecta:",
+        "",
+        *_recommendation_lines(recs),
+    ]
+    if result.notes:
+        detail += ["", "**Notes**", "", *[f"- {_md(n)}" for n in result.notes]]
+    if unchecked:
+        detail += ["", "**Could not be checked**", "", *[f"- {_md(u)}" for u in unchecked]]
+    count = f"{len(recs)} recommendation{'s' if len(recs) != 1 else ''}"
+    suggestions = None
+    if on_file is not None and _keys_of(on_file) == set(result.keys):
+        summary = f"OI care plan on file is current ({count})"
+    else:
+        if on_file is not None:
+            summary = f"OI care plan on file is out of date: {count} now apply"
+            action = Action(
+                type="update",
+                description="Update the OI care plan on file",
+                resource={**careplan, "id": on_file.get("id", careplan["id"])},
+            )
+            label = "Update the OI care plan (draft)"
+        else:
+            summary = f"OI management: {count}; a draft care plan is ready"
+            action = Action(
+                type="create", description="Create a draft OI care plan (CarePlan)", resource=careplan
+            )
+            label = "Create the OI care plan (draft)"
+        suggestions = [Suggestion(label=label, uuid=new_uuid(), isRecommended=True, actions=[action])]
+    cards = [
+        Card(
+            uuid=new_uuid(),
+            summary=summary,
+            detail="\n".join(detail),
+            indicator="info",
+            source=_source(),
+            suggestions=suggestions,
+            selectionBehavior="at-most-one" if suggestions else None,
+        )
+    ]
+    for rec in recs:
+        if rec.indicator is None:
+            continue
+        own = [
+            f"{_md(rec.description)}",
+            "",
+            f"_Why:_ {_md('; '.join(rec.reasons))}.",
+            "",
+            f"_Source:_ {_md(rec.citation)}.",
+        ]
+        if rec.key == "missing-facts" and result.notes:
+            own += ["", *[f"- {_md(n)}" for n in result.notes if n.startswith("Missing")]]
+        cards.append(
+            Card(
+                uuid=new_uuid(),
+                summary=f"OI: {rec.title}"[:139],
+                detail="\n".join(own),
+                indicator=rec.indicator,
+                source=_source(rec),
+            )
+        )
+    return cards
+
+
+def _bisphosphonate_suggestions(patient_ref: str) -> list[Suggestion]:
+    out = []
+    for label, text, route in BISPHOSPHONATE_SUGGESTIONS:
+        resource = {
+            "resourceType": "MedicationRequest",
+            "status": "draft",
+            "intent": "proposal",
+            "medicationCodeableConcept": {"text": text},
+            "subject": {"reference": patient_ref},
+            "dosageInstruction": [
+                {"text": "Dose and schedule to be completed by the prescriber", "route": {"text": route}}
+            ],
+        }
+        out.append(
+            Suggestion(
+                label=label,
+                uuid=new_uuid(),
+                actions=[
+                    Action(type="create", description=f"Draft a {text} order (no dose)", resource=resource)
+                ],
+            )
+        )
+    return out
+
+
+def _order_ref(order: JSON) -> str | None:
+    return f"{order['resourceType']}/{order['id']}" if order.get("id") else None
+
+
+def override_reasons(code_system: JSON) -> list[Coding]:
+    return [
+        Coding(system=code_system["url"], code=c["code"], display=c["display"])
+        for c in code_system["concept"]
+    ]
+
+
+def order_cards(
+    findings: Sequence[OrderFinding], bisphosphonate_indicated: bool, patient_ref: str, reasons: list[Coding]
+) -> list[Card]:
+    cards = []
+    for finding in findings:
+        rec = finding.recommendation
+        order_ref = _order_ref(finding.order)
+        suggestions: list[Suggestion] = []
+        override = None
+        if rec.key in ("order-not-approved", "order-investigational"):
+            override = reasons
+            if order_ref:
+                suggestions.append(
+                    Suggestion(
+                        label="Remove this draft order",
+                        uuid=new_uuid(),
+                        actions=[
+                            Action(
+                                type="delete",
+                                description=f"Remove the draft {order_ref}",
+                                resourceId=order_ref,
+                            )
+                        ],
+                    )
+                )
+        if (
+            rec.key in ("order-not-approved", "order-investigational", "order-no-or-mixed-evidence")
+            and bisphosphonate_indicated
+        ):
+            suggestions.extend(_bisphosphonate_suggestions(patient_ref))
+        if rec.key == "order-rod-type-mismatch":
+            drafted = finding.order_facts.get("rodType")
+            wanted = "non-telescoping" if drafted == "telescoping" else "telescoping"
+            code, display = ROD_CODES[wanted]
+            replacement = {
+                "resourceType": "ServiceRequest",
+                "status": "draft",
+                "intent": "proposal",
+                "code": {
+                    "coding": [{"system": PROCEDURE_SYSTEM, "code": code, "display": display}],
+                    "text": display,
+                },
+                "subject": {"reference": patient_ref},
+            }
+            if finding.order.get("bodySite"):
+                replacement["bodySite"] = finding.order["bodySite"]
+            actions = [Action(type="create", description=f"Draft: {display}", resource=replacement)]
+            if order_ref:
+                actions.insert(
+                    0,
+                    Action(type="delete", description=f"Remove the draft {order_ref}", resourceId=order_ref),
+                )
+            suggestions.append(
+                Suggestion(label=f"Use a {wanted} rod instead", uuid=new_uuid(), actions=actions)
+            )
+        detail = [
+            _md(rec.description),
+            "",
+            f"_Why:_ {_md('; '.join(rec.reasons))}.",
+            "",
+            f"_Source:_ {_md(rec.citation)}.",
+        ]
+        if rec.key == "order-no-or-mixed-evidence":
+            detail += [
+                "",
+                "Supplementing a documented deficiency is a separate decision: "
+                "the draft order is not removed.",
+            ]
+        cards.append(
+            Card(
+                uuid=new_uuid(),
+                summary=f"OI: {rec.title}"[:139],
+                detail="\n".join(detail),
+                indicator=rec.indicator or "info",
+                source=_source(rec),
+                suggestions=suggestions or None,
+                selectionBehavior="at-most-one" if suggestions else None,
+                overrideReasons=override,
+            )
+        )
+    return cards
+
+
+__all__ = ["CAREPLAN_PROFILE", "order_cards", "patient_view_cards"]

@@ -1,0 +1,88 @@
+"""The feedback database: SQLAlchemy 2 Core tables; the schema itself comes from migrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+metadata = MetaData()
+
+# One row per feedback item; no patient data (card and suggestion uuids, codes, times).
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("service_id", String(64), nullable=False),
+    Column("card_uuid", String(64), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("outcome_timestamp", String(40), nullable=False),
+    Column("outcome_at", DateTime(timezone=True), nullable=False),
+    Column("accepted_suggestions", Text, nullable=True),
+    Column("override_system", String(255), nullable=True),
+    Column("override_code", String(64), nullable=True),
+    Column("has_comment", Boolean, nullable=False, default=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("card_uuid", "outcome", "outcome_timestamp", name="uq_feedback_item"),
+)
+
+# Which recommendation key each issued card carried, so feedback can be read per key.
+issued_card = Table(
+    "issued_card",
+    metadata,
+    Column("card_uuid", String(64), primary_key=True),
+    Column("service_id", String(64), nullable=False),
+    Column("recommendation_key", String(64), nullable=False),
+    Column("issued_at", DateTime(timezone=True), nullable=False),
+)
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(connection, _record):  # type: ignore[no-untyped-def]
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def migrate(url: str) -> None:
+    """Bring the schema to the newest migration (idempotent)."""
+    command.upgrade(alembic_config(url), "head")
+
+
+def schema_current(engine: Engine) -> bool:
+    head = ScriptDirectory.from_config(alembic_config(str(engine.url))).get_current_head()
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision() == head

@@ -1,0 +1,128 @@
+"""Outbound FHIR reads and searches: allow-listed servers only, bounded in time, size and pages."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+import orjson
+
+from services.plan_builder.types import JSON
+
+
+class FhirFetchError(Exception):
+    """The FHIR server could not give the data; the message is safe to show (no PHI, no token)."""
+
+
+def _origin_and_path(url: str) -> tuple[str, str, int | None, str]:
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port, parts.path.rstrip("/")
+
+
+def allowed(url: str, allowlist: list[str]) -> bool:
+    """Same scheme, host and port as an allow-listed base, and under its path."""
+    try:
+        scheme, host, port, path = _origin_and_path(url)
+    except ValueError:
+        return False
+    for base in allowlist:
+        b_scheme, b_host, b_port, b_path = _origin_and_path(base)
+        if (scheme, host, port) == (b_scheme, b_host, b_port) and (
+            path == b_path or path.startswith(b_path + "/")
+        ):
+            return True
+    return False
+
+
+class FhirClient:
+    def __init__(self, http: httpx.AsyncClient, allowlist: list[str], max_pages: int, max_bytes: int) -> None:
+        self.http = http
+        self.allowlist = allowlist
+        self.max_pages = max_pages
+        self.max_bytes = max_bytes
+
+    def usable(self, server: str | None) -> bool:
+        return bool(server) and allowed(str(server), self.allowlist)
+
+    async def get(self, server: str, path: str, token: str | None) -> JSON:
+        url = urljoin(server.rstrip("/") + "/", path)
+        return await self._get_url(server, url, token)
+
+    async def _get_url(self, server: str, url: str, token: str | None) -> JSON:
+        # the token goes only to the allow-listed server it was issued for
+        if (
+            not allowed(url, self.allowlist)
+            or not allowed(server, self.allowlist)
+            or not url.startswith(server.rstrip("/"))
+        ):
+            raise FhirFetchError("a FHIR URL outside the allow-listed server was not fetched")
+        headers = {"Accept": "application/fhir+json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        try:
+            async with self.http.stream("GET", url, headers=headers) as response:
+                if response.status_code != 200:
+                    raise FhirFetchError(f"the FHIR server answered HTTP {response.status_code}")
+                size = 0
+                chunks = []
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        raise FhirFetchError(f"the FHIR response exceeded {self.max_bytes} bytes")
+                    chunks.append(chunk)
+        except httpx.TimeoutException as exc:
+            raise FhirFetchError("the FHIR server timed out") from exc
+        except httpx.HTTPError as exc:
+            raise FhirFetchError(f"the FHIR server could not be reached ({type(exc).__name__})") from exc
+        try:
+            body: Any = orjson.loads(b"".join(chunks))
+        except orjson.JSONDecodeError as exc:
+            raise FhirFetchError("the FHIR server's response is not JSON") from exc
+        if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
+            raise FhirFetchError("the FHIR server's response is not a FHIR resource")
+        return body
+
+    async def search(self, server: str, path: str, token: str | None, resource_type: str) -> list[JSON]:
+        """Every page of a search (bounded), keeping resources of the expected type."""
+        bundle = await self.get(server, path, token)
+        resources: list[JSON] = []
+        for page in range(self.max_pages):
+            if bundle.get("resourceType") == "OperationOutcome":
+                raise FhirFetchError(f"the FHIR server returned an OperationOutcome for {resource_type}")
+            if bundle.get("resourceType") != "Bundle":
+                found = bundle.get("resourceType")
+                raise FhirFetchError(f"the FHIR server returned {found}, not a Bundle, for {resource_type}")
+            resources.extend(entries_of(bundle, resource_type))
+            next_url = next_link(bundle)
+            if next_url is None:
+                return resources
+            if page + 1 == self.max_pages:
+                break
+            bundle = await self._get_url(server, urljoin(server.rstrip("/") + "/", next_url), token)
+        raise FhirFetchError(f"the {resource_type} search has more than {self.max_pages} pages")
+
+
+def next_link(bundle: JSON) -> str | None:
+    for link in bundle.get("link") or ():
+        if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
+            return str(link["url"])
+    return None
+
+
+def entries_of(bundle: JSON, resource_type: str) -> list[JSON]:
+    out = []
+    for entry in bundle.get("entry") or ():
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict) and resource.get("resourceType") == resource_type:
+            out.append(resource)
+    return out
+
+
+def has_error_outcome(bundle: JSON) -> bool:
+    return any(
+        isinstance(issue, dict) and issue.get("severity") in ("error", "fatal")
+        for outcome in entries_of(bundle, "OperationOutcome")
+        for issue in outcome.get("issue") or ()
+    )

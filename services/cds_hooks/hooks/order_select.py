@@ -1,0 +1,35 @@
+"""oi-order-select (order-select): checks the newly selected draft orders only."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from services.cds_hooks.hooks.orders import check_orders, draft_orders
+from services.cds_hooks.models import Card, HookRequest, OrderSelectContext
+from services.cds_hooks.registry import USAGE, HookEnv, ServiceDefinition
+
+
+async def handle(
+    request: HookRequest, context: Any, at: date, env: HookEnv
+) -> tuple[list[Card], dict[str, str]]:
+    selected = set(context.selections)
+    orders = [
+        o for o in draft_orders(context.draftOrders) if f"{o.get('resourceType')}/{o.get('id')}" in selected
+    ]
+    return await check_orders(request, orders, at, env)
+
+
+SERVICE = ServiceDefinition(
+    id="oi-order-select",
+    hook="order-select",
+    title="OI order check (order-select)",
+    description=(
+        "Checks newly selected medication and procedure orders for a patient with OI: "
+        "bisphosphonates, therapies with no or mixed evidence, unapproved or investigational "
+        "therapies, and rod type against skeletal maturity and bone size."
+    ),
+    usage_requirements=USAGE + " Looks only at the orders named in context.selections.",
+    context_model=OrderSelectContext,
+    handler=handle,
+)

@@ -1,0 +1,30 @@
+"""oi-order-sign (order-sign): checks every draft order about to be signed."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from services.cds_hooks.hooks.orders import check_orders, draft_orders
+from services.cds_hooks.models import Card, HookRequest, OrderSignContext
+from services.cds_hooks.registry import USAGE, HookEnv, ServiceDefinition
+
+
+async def handle(
+    request: HookRequest, context: Any, at: date, env: HookEnv
+) -> tuple[list[Card], dict[str, str]]:
+    return await check_orders(request, draft_orders(context.draftOrders), at, env)
+
+
+SERVICE = ServiceDefinition(
+    id="oi-order-sign",
+    hook="order-sign",
+    title="OI order check (order-sign)",
+    description=(
+        "Checks every draft medication and procedure order about to be signed for a patient with OI, "
+        "with the same checks as order-select."
+    ),
+    usage_requirements=USAGE + " Looks at every order in context.draftOrders.",
+    context_model=OrderSignContext,
+    handler=handle,
+)

@@ -1,0 +1,35 @@
+"""oi-management (patient-view): the OI care plan summary card and the cards of own-card keys."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from services.cds_hooks.cards import patient_view_cards
+from services.cds_hooks.hooks.common import plan_for
+from services.cds_hooks.models import Card, HookRequest, PatientViewContext
+from services.cds_hooks.registry import USAGE, HookEnv, ServiceDefinition
+
+
+async def handle(
+    request: HookRequest, context: Any, at: date, env: HookEnv
+) -> tuple[list[Card], dict[str, str]]:
+    data, result = await plan_for(request, at, env)
+    cards = patient_view_cards(result, data.care_plans, data.unchecked, env.planner.plan_definition.version)
+    # card uuid -> recommendation key, so feedback can be read per recommendation
+    issued = {c.uuid: c.source.topic.code for c in cards if c.uuid and c.source.topic}
+    return cards, issued
+
+
+SERVICE = ServiceDefinition(
+    id="oi-management",
+    hook="patient-view",
+    title="Osteogenesis imperfecta management",
+    description=(
+        "OI management recommendations by age, severity and functional status, with their reasons "
+        "and sources, and a draft FHIR CarePlan to create or update."
+    ),
+    usage_requirements=USAGE,
+    context_model=PatientViewContext,
+    handler=handle,
+)

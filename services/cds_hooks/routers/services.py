@@ -1,0 +1,75 @@
+"""Discovery and the hook calls."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from pydantic import ValidationError
+
+from services.cds_hooks.body import json_object, read_json
+from services.cds_hooks.deps import HookEnvDep, RegistryDep, SettingsDep, StoreDep
+from services.cds_hooks.errors import BadRequest, NotFound
+from services.cds_hooks.examples import HOOK_OPENAPI
+from services.cds_hooks.models import CdsResponse, Discovery, HookRequest
+from services.cds_hooks.registry import ServiceDefinition
+
+router = APIRouter(tags=["CDS Hooks"])
+
+
+def json_response(body: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def first_error(exc: ValidationError, prefix: str) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(p) for p in error.get("loc", ()))
+    return f"{prefix}{'.' + where if where else ''}: {error.get('msg')}"
+
+
+@router.get("/cds-services", response_model=Discovery, summary="CDS Hooks discovery")
+async def discovery(services: RegistryDep) -> Response:
+    return json_response(Discovery(services=[s.discovery() for s in services.values()]).wire())
+
+
+def service_of(services: dict[str, ServiceDefinition], service_id: str) -> ServiceDefinition:
+    service = services.get(service_id)
+    if service is None:
+        raise NotFound(f"no CDS service {service_id!r}; see GET /cds-services")
+    return service
+
+
+@router.post(
+    "/cds-services/{service_id}",
+    response_model=CdsResponse,
+    summary="Call a CDS service",
+    openapi_extra=HOOK_OPENAPI,
+)
+async def call_service(
+    service_id: str,
+    request: Request,
+    services: RegistryDep,
+    settings: SettingsDep,
+    env: HookEnvDep,
+    store: StoreDep,
+) -> Response:
+    service = service_of(services, service_id)
+    body = json_object(await read_json(request, settings.max_body_bytes), "the hook request")
+    try:
+        hook_request = HookRequest.model_validate(body)
+    except ValidationError as exc:
+        raise BadRequest(first_error(exc, "invalid hook request")) from exc
+    if hook_request.hook != service.hook:
+        raise BadRequest(
+            f"service {service.id!r} answers the {service.hook!r} hook, not {hook_request.hook!r}"
+        )
+    try:
+        context = service.context_model.model_validate(hook_request.context)
+    except ValidationError as exc:
+        raise BadRequest(first_error(exc, "invalid context")) from exc
+    at = datetime.now(ZoneInfo(settings.timezone)).date()
+    cards, issued = await service.handler(hook_request, context, at, env)
+    store.remember(service.id, issued)
+    return json_response(CdsResponse(cards=cards).wire())

@@ -1,0 +1,115 @@
+"""A small FHIR R4 server for the fallback tests: reads and paged searches over test data.
+
+Patients whose id starts with a behaviour name misbehave: ``status-<code>-...`` answers that
+HTTP status, ``slow-...`` answers after 3 s, ``badjson-...`` sends broken JSON, ``huge-...``
+sends a 12 MB body, ``wrongtype-...`` answers a search with a Patient.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+DATA: dict[str, dict[str, Any]] = {}  # id -> resource
+SEEN: list[dict[str, str | None]] = []
+
+
+def load(path: Path) -> None:
+    bundle = json.loads(path.read_text())
+    for entry in bundle["entry"]:
+        resource = entry["resource"]
+        DATA[f"{resource['resourceType']}/{resource['id']}"] = resource
+
+
+for file in os.environ.get("FHIR_STUB_DATA", "").split(os.pathsep):
+    if file:
+        load(Path(file))
+
+
+def _patient_of(resource: dict[str, Any]) -> str:
+    ref = (resource.get("subject") or resource.get("patient") or {}).get("reference", "")
+    return str(ref).rsplit("/", 1)[-1].removeprefix("urn:uuid:")
+
+
+def _misbehave(patient_id: str) -> Response | None:
+    if patient_id.startswith("status-"):
+        return JSONResponse(
+            {"resourceType": "OperationOutcome", "issue": []}, status_code=int(patient_id.split("-")[1])
+        )
+    if patient_id.startswith("badjson-"):
+        return Response(b'{"resourceType": "Bundle", ', media_type="application/fhir+json")
+    if patient_id.startswith("huge-"):
+        return Response(
+            b'{"resourceType": "Bundle", "x": "' + b"a" * 12_000_000 + b'"}',
+            media_type="application/fhir+json",
+        )
+    if patient_id.startswith("wrongtype-"):
+        return JSONResponse({"resourceType": "Patient", "id": patient_id})
+    return None
+
+
+async def read(request: Request) -> Response:
+    rtype, rid = request.path_params["type"], request.path_params["id"]
+    SEEN.append({"path": request.url.path, "authorization": request.headers.get("authorization")})
+    if rid.startswith("slow-"):
+        await asyncio.sleep(3)
+    if (bad := _misbehave(rid)) is not None and rtype == "Patient" and not rid.startswith("wrongtype-"):
+        return bad
+    resource = DATA.get(f"{rtype}/{rid}")
+    if resource is None:
+        return JSONResponse(
+            {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "not-found"}]},
+            status_code=404,
+        )
+    return JSONResponse(resource, media_type="application/fhir+json")
+
+
+async def search(request: Request) -> Response:
+    rtype = request.path_params["type"]
+    patient_id = request.query_params.get("patient", "")
+    SEEN.append({"path": request.url.path, "authorization": request.headers.get("authorization")})
+    if patient_id.startswith("slow-"):
+        await asyncio.sleep(3)
+    if (bad := _misbehave(patient_id)) is not None:
+        return bad
+    matches = [r for key, r in DATA.items() if key.startswith(rtype + "/") and _patient_of(r) == patient_id]
+    count = int(request.query_params.get("_count", "2"))
+    page = int(request.query_params.get("_page", "0"))
+    chunk = matches[page * count : (page + 1) * count]
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(matches),
+        "entry": [{"resource": r} for r in chunk],
+    }
+    if (page + 1) * count < len(matches):
+        query = dict(request.query_params)
+        query.update(_page=str(page + 1), _count=str(count))
+        bundle["link"] = [{"relation": "next", "url": str(request.url.replace_query_params(**query))}]
+    return JSONResponse(bundle, media_type="application/fhir+json")
+
+
+async def seen(_: Request) -> Response:
+    return JSONResponse(SEEN)
+
+
+async def healthz(_: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+app = Starlette(
+    routes=[
+        Route("/healthz", healthz),
+        Route("/_seen", seen),
+        Route("/fhir/{type}/{id}", read),
+        Route("/fhir/{type}", search),
+    ]
+)
