@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from pathlib import Path
 
 from services.plan_builder import Planner, load_knowledge
 from services.plan_builder.batch import plan_bundle
@@ -16,7 +17,23 @@ from services.plan_builder.knowledge import default_profiles_dir
 EXAMPLE_DATE = date(2026, 6, 1)
 
 
+REQUESTS = Path(__file__).parent.parent / "docs" / "examples"
+
+
+def write_requests(folder: Path = REQUESTS) -> None:
+    """The hook requests the README's curl examples post (docs/examples/)."""
+    from services.cds_hooks.examples import order_select_example, patient_view_example
+
+    for name, body in (
+        ("patient-view.json", patient_view_example()),
+        ("order-select.json", order_select_example()),
+    ):
+        (folder / name).write_text(json.dumps(body, indent=2) + "\n")
+        print(f"wrote {folder / name}")
+
+
 def main() -> None:
+    write_requests()
     examples = default_profiles_dir() / "examples"
     bundle = json.loads((examples / "Bundle-example-patients.json").read_text())
     for old in examples.glob("CarePlan-example-*.json"):

@@ -5,15 +5,18 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 
 from services.cds_hooks import errors
 from services.cds_hooks.config import Settings
 from services.cds_hooks.db import make_engine, migrate
 from services.cds_hooks.fhir_client import FhirClient
+from services.cds_hooks.models import HookRequest
 from services.cds_hooks.registry import HookEnv, registry
 from services.cds_hooks.routers import admin, feedback, health, services
 from services.cds_hooks.store import FeedbackStore
@@ -70,4 +73,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     for router in (health.router, services.router, feedback.router, admin.router):
         app.include_router(router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The generated schema, plus the hook request model the hook route documents by $ref."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        extra = HookRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(extra.pop("$defs", {}))
+        components["HookRequest"] = extra
+        app.openapi_schema = schema
+    return app.openapi_schema
