@@ -46,9 +46,12 @@ def _source(
     return Source(label=SOURCE_LABEL, topic=topic(key, display))
 
 
+_MD_ESCAPES = str.maketrans({ch: "\\" + ch for ch in "\\`*_{}[]<>#|"})
+
+
 def _md(text: str) -> str:
     """Escape what Markdown or HTML would interpret in text that came from a record."""
-    return "".join("\\" + ch if ch in "\\`*_{}[]<>#|" else ch for ch in text)
+    return text.translate(_MD_ESCAPES)
 
 
 def _recommendation_lines(recs: Sequence[Recommendation]) -> list[str]:

@@ -1,5 +1,8 @@
 """Dependencies as Annotated aliases."""
 
+# async on purpose: FastAPI runs plain `def` dependencies in a worker thread, one hop each.
+
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -10,33 +13,43 @@ from services.cds_hooks.store import FeedbackStore
 from services.plan_builder import Knowledge
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_knowledge(request: Request) -> Knowledge:
+async def get_knowledge(request: Request) -> Knowledge:
     knowledge: Knowledge = request.app.state.knowledge
     return knowledge
 
 
-def get_env(request: Request) -> HookEnv:
-    env: HookEnv = request.app.state.env
-    return env
-
-
-def get_store(request: Request) -> FeedbackStore:
+async def get_store(request: Request) -> FeedbackStore:
     store: FeedbackStore = request.app.state.store
     return store
 
 
-def get_registry(request: Request) -> dict[str, ServiceDefinition]:
+async def get_registry(request: Request) -> dict[str, ServiceDefinition]:
     services: dict[str, ServiceDefinition] = request.app.state.registry
     return services
 
 
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Everything a hook call needs, resolved as one dependency (the hot path pays per dependency)."""
+
+    settings: Settings
+    env: HookEnv
+    store: FeedbackStore
+    registry: dict[str, ServiceDefinition]
+
+
+async def get_services(request: Request) -> Services:
+    state = request.app.state
+    return Services(state.settings, state.env, state.store, state.registry)
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 KnowledgeDep = Annotated[Knowledge, Depends(get_knowledge)]
-HookEnvDep = Annotated[HookEnv, Depends(get_env)]
 StoreDep = Annotated[FeedbackStore, Depends(get_store)]
 RegistryDep = Annotated[dict[str, ServiceDefinition], Depends(get_registry)]

@@ -20,6 +20,7 @@ from services.cds_hooks.models import Coding, Feedback
 
 log = logging.getLogger("oi_cds")
 _BATCH = 500
+_WINDOW_S = 1.0
 
 
 def _insert(engine: Engine, table: Any) -> Any:
@@ -38,6 +39,8 @@ class FeedbackStore:
         self.engine = engine
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=queue_size)
         self.dropped = 0
+        self._pending: list[dict[str, Any]] = []
+        self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
     # feedback: synchronous commit, then 2xx
@@ -90,32 +93,40 @@ class FeedbackStore:
             connection.execute(_insert(self.engine, issued_card), rows)
 
     async def _writer(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            rows = [await self.queue.get()]
-            while len(rows) < _BATCH and not self.queue.empty():
-                rows.append(self.queue.get_nowait())
-            try:
-                await run_in_threadpool(self._write_issued, rows)
-            except Exception as exc:  # a lost mapping is acceptable; a dead writer is not
-                log.warning("could not store %d issued-card rows: %s", len(rows), type(exc).__name__)
+            self._pending.append(await self.queue.get())
+            # gather for up to a second: one commit per batch keeps the database off the hot path
+            deadline = loop.time() + _WINDOW_S
+            while len(self._pending) < _BATCH and (left := deadline - loop.time()) > 0:
+                try:
+                    self._pending.append(await asyncio.wait_for(self.queue.get(), left))
+                except TimeoutError:
+                    break
+            await self.flush()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._writer())
 
     async def flush(self) -> None:
-        rows = []
-        while not self.queue.empty():
-            rows.append(self.queue.get_nowait())
-        if rows:
-            await run_in_threadpool(self._write_issued, rows)
+        """Write every issued card gathered so far (rows are idempotent)."""
+        async with self._lock:
+            while not self.queue.empty():
+                self._pending.append(self.queue.get_nowait())
+            rows, self._pending = self._pending, []
+            if not rows:
+                return
+            try:
+                await run_in_threadpool(self._write_issued, rows)
+            except Exception as exc:  # a lost mapping is acceptable; a dead writer is not
+                log.warning("could not store %d issued-card rows: %s", len(rows), type(exc).__name__)
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        with contextlib.suppress(Exception):
-            await self.flush()
+        await self.flush()
 
     # the CDS committee's view
     def _summary(self, since: datetime | None) -> list[dict[str, Any]]:

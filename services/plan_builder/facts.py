@@ -16,6 +16,7 @@ from typing import Any
 from services.plan_builder import dates
 from services.plan_builder.dates import DateRange
 from services.plan_builder.settings import PlanSettings
+from services.plan_builder.structural import check_fields, validate_resource
 from services.plan_builder.terminology import Terminology, concept_texts
 from services.plan_builder.types import JSON, Tri
 
@@ -271,10 +272,21 @@ def tri_any(values: Iterable[Tri]) -> Tri:
 class _Collector:
     """Mutable scratch space while one patient's facts are worked out."""
 
-    def __init__(self, at: date) -> None:
+    def __init__(self, at: date, validate: bool) -> None:
+        self.validate = validate
         self.at = at
         self.notes: list[str] = []
         self.evidence: dict[str, list[str]] = {}
+
+    def peek(self, resource: JSON, *fields: str) -> None:
+        """Validate the fields that decide whether a resource matters (lazy validation)."""
+        if self.validate:
+            check_fields(resource, *fields)
+
+    def check(self, resource: JSON) -> None:
+        """Validate a resource the rules are about to read in full."""
+        if self.validate:
+            validate_resource(resource)
 
     def cite(self, name: str, ref: str | None) -> None:
         if ref:
@@ -302,8 +314,12 @@ def extract_facts(
     terminology: Terminology,
     settings: PlanSettings,
     patient_ref: str | None = None,
+    validate: bool = False,
 ) -> PatientFacts:
-    col = _Collector(at)
+    """With validate=True, resources are structurally validated as they are read: a resource
+    whose code no value set knows is ignored after checking its code alone."""
+    col = _Collector(at, validate)
+    col.check(patient)
     patient_ref = patient_ref or resource_ref(patient)
     gender = patient.get("gender")
     birth = col.dated(patient_ref, "birthDate", patient.get("birthDate"), dates.parse_date)
@@ -503,9 +519,11 @@ def _read_conditions(
     }
     bone_sets = term.children.get(VS_LONG_BONE_FRACTURE, ())
     for condition in conditions:
+        col.peek(condition, "code")
         vsets = term.coded(condition.get("code"))
         if not vsets:
             continue  # unknown codes are ignored, not errors
+        col.check(condition)
         verification = status_code(condition.get("verificationStatus"))
         if verification in COUNTED_EXCLUDED:
             continue
@@ -590,12 +608,14 @@ _Obs = tuple[DateRange, str | None, Any, int, JSON]
 def _read_observations(observations: list[JSON], col: _Collector, term: Terminology) -> dict[str, list[_Obs]]:
     found: dict[str, list[_Obs]] = {}
     for index, obs in enumerate(observations):
+        col.peek(obs, "status", "code")
         if obs.get("status") not in FINAL_OBSERVATION:
             continue
         vsets = term.coded(obs.get("code"))
         kind = next((v for v in (VS_AMBULATORY, VS_MATURITY, VS_CANAL) if v in vsets), None)
         if kind is None:
             continue
+        col.check(obs)
         ref = resource_ref(obs)
         when = _observation_date(obs, ref, col)
         if when is None:
@@ -699,9 +719,11 @@ def _active_bisphosphonate(
     since = dates.add_months(at, -settings.bisphosphonate_completed_window_months)
     values: list[Tri] = []
     for med in meds:
+        col.peek(med, "medicationCodeableConcept", "medicationReference")
         vsets = term.coded(med.get("medicationCodeableConcept")) | term.named(_medication_texts(med))
         if VS_BISPHOSPHONATE not in vsets:
             continue
+        col.check(med)
         status, kind, ref = med.get("status"), med["resourceType"], resource_ref(med)
         active: Tri = False
         if (kind == "MedicationRequest" and status in ACTIVE_REQUEST) or (

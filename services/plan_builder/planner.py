@@ -83,9 +83,17 @@ class Planner:
         self.plan_definition = knowledge.management
 
     def facts(
-        self, patient: JSON, resources: Sequence[JSON], at: date, patient_ref: str | None = None
+        self,
+        patient: JSON,
+        resources: Sequence[JSON],
+        at: date,
+        patient_ref: str | None = None,
+        validate: bool = False,
     ) -> PatientFacts:
-        return extract_facts(patient, resources, at, self.knowledge.terminology, self.settings, patient_ref)
+        """validate=True validates structurally as it reads (for input not yet validated)."""
+        return extract_facts(
+            patient, resources, at, self.knowledge.terminology, self.settings, patient_ref, validate
+        )
 
     def plan(
         self,
@@ -94,8 +102,9 @@ class Planner:
         at: date,
         patient_ref: str | None = None,
         facts: PatientFacts | None = None,
+        validate: bool = False,
     ) -> PlanResult:
-        facts = facts or self.facts(patient, resources, at, patient_ref)
+        facts = facts or self.facts(patient, resources, at, patient_ref, validate)
         if not facts.oi:
             return PlanResult(facts, (), (), (), None)
         vector = facts.vector()

@@ -56,10 +56,10 @@ def _instant(value: Any) -> str | None:
 
 
 def _coding(value: Any) -> str | None:
-    if not isinstance(value, dict):
+    if type(value) is not dict:
         return "must be a Coding object"
     for key in ("system", "code", "display"):
-        if key in value and not isinstance(value[key], str):
+        if key in value and type(value[key]) is not str:
             return f"Coding.{key} must be a string"
     return None
 
@@ -185,6 +185,19 @@ SCHEMAS: dict[str, dict[str, Check]] = {
     },
 }
 READ_TYPES = frozenset(SCHEMAS)
+
+
+def check_fields(resource: JSON, *fields: str) -> None:
+    """Validate only the named fields (the ones about to be read) of a resource."""
+    rtype = resource["resourceType"]
+    schema = SCHEMAS.get(rtype, {})
+    for field in fields:
+        if field in resource and field in schema:
+            problem = schema[field](resource[field])
+            if problem:
+                raise PlanInputError(
+                    problem, resource_type=rtype, resource_id=resource.get("id"), path=f"{rtype}.{field}"
+                )
 
 
 def validate_resource(resource: Any, where: str = "resource") -> JSON:

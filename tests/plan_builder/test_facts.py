@@ -206,3 +206,24 @@ def test_facts_are_immutable(planner: Planner) -> None:
         facts.oi = False  # type: ignore[misc]
     with pytest.raises(TypeError):
         facts.evidence["oi"] = ()  # type: ignore[index]
+
+
+def test_lazy_validation_reads_only_what_matters(planner: Planner) -> None:
+    import pytest
+
+    from services.plan_builder.errors import PlanInputError
+
+    unrelated = {**c("unknown"), "onsetDateTime": "garbage"}  # unknown code: only its code is read
+    facts = planner.facts(patient(), [c("oi-type-1"), unrelated], AT, validate=True)
+    assert facts.oi
+    relevant = {**c("fracture-femur"), "onsetDateTime": "garbage"}
+    with pytest.raises(PlanInputError, match="onsetDateTime"):
+        planner.facts(patient(), [c("oi-type-1"), relevant], AT, validate=True)
+    with pytest.raises(PlanInputError, match=r"Condition\.code"):
+        planner.facts(patient(), [{**c("oi"), "code": "Q78.0"}], AT, validate=True)
+    with pytest.raises(PlanInputError, match=r"Observation\.status"):
+        planner.facts(
+            patient(), [{**o("ambulatory-status", "independent"), "status": ["final"]}], AT, validate=True
+        )
+    with pytest.raises(PlanInputError, match=r"Patient\.birthDate"):
+        planner.facts(patient(birth="June"), [], AT, validate=True)

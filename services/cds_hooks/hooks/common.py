@@ -9,18 +9,14 @@ from services.cds_hooks.models import HookRequest
 from services.cds_hooks.prefetch import PatientData, gather
 from services.cds_hooks.registry import HookEnv
 from services.plan_builder import PlanInputError, PlanResult
-from services.plan_builder.structural import validate_resource
 
 
 async def plan_for(request: HookRequest, at: date, env: HookEnv) -> tuple[PatientData, PlanResult]:
     data = await gather(request, env.fhir)
     try:
-        validate_resource(data.patient, "prefetch 'patient'")
-        for resource in data.resources:
-            validate_resource(resource)
         # The CarePlan subject is always Patient/<context.patientId>.
         ref = f"Patient/{request.context['patientId']}"
-        result = env.planner.plan(data.patient, data.resources, at, patient_ref=ref)
+        result = env.planner.plan(data.patient, data.resources, at, patient_ref=ref, validate=True)
     except PlanInputError as exc:
         raise BadRequest(f"patient data is not usable FHIR: {exc.describe()}") from exc
     return data, result

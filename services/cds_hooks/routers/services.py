@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
 from services.cds_hooks.body import json_object, read_json
-from services.cds_hooks.deps import HookEnvDep, RegistryDep, SettingsDep, StoreDep
+from services.cds_hooks.deps import RegistryDep, ServicesDep
 from services.cds_hooks.errors import BadRequest, NotFound
 from services.cds_hooks.examples import HOOK_OPENAPI
 from services.cds_hooks.models import CdsResponse, Discovery, HookRequest
@@ -47,16 +47,9 @@ def service_of(services: dict[str, ServiceDefinition], service_id: str) -> Servi
     summary="Call a CDS service",
     openapi_extra=HOOK_OPENAPI,
 )
-async def call_service(
-    service_id: str,
-    request: Request,
-    services: RegistryDep,
-    settings: SettingsDep,
-    env: HookEnvDep,
-    store: StoreDep,
-) -> Response:
-    service = service_of(services, service_id)
-    body = json_object(await read_json(request, settings.max_body_bytes), "the hook request")
+async def call_service(service_id: str, request: Request, deps: ServicesDep) -> Response:
+    service = service_of(deps.registry, service_id)
+    body = json_object(await read_json(request, deps.settings.max_body_bytes), "the hook request")
     try:
         hook_request = HookRequest.model_validate(body)
     except ValidationError as exc:
@@ -69,7 +62,7 @@ async def call_service(
         context = service.context_model.model_validate(hook_request.context)
     except ValidationError as exc:
         raise BadRequest(first_error(exc, "invalid context")) from exc
-    at = datetime.now(ZoneInfo(settings.timezone)).date()
-    cards, issued = await service.handler(hook_request, context, at, env)
-    store.remember(service.id, issued)
+    at = datetime.now(ZoneInfo(deps.settings.timezone)).date()
+    cards, issued = await service.handler(hook_request, context, at, deps.env)
+    deps.store.remember(service.id, issued)
     return json_response(CdsResponse(cards=cards).wire())

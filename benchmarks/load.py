@@ -1,0 +1,145 @@
+"""Load benchmark: patient-view with a full prefetch against a real uvicorn, with wrk.
+
+    python -m benchmarks.load [--duration 15] [--out results.md]
+
+Runs the OI-CDS service and a trivial FastAPI echo app (benchmarks/echo_app.py) back to back,
+each with 1 and 2 uvicorn workers, at concurrency 1, 10 and 50, and prints req/s, p50 and p99
+with the ratio to the echo app measured in the same run. Needs wrk (Debian package `wrk`).
+Auth is off (demo mode); the machine's CPU speed drifts, so only the ratios mean anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from services.cds_hooks.examples import patient_view_example
+from tests.servers import free_port, uvicorn_server
+
+CONCURRENCY = (1, 10, 50)
+
+
+def request_body() -> dict[str, Any]:
+    """The example patient's full prefetch, padded with unrelated Conditions to ~19 KB."""
+    body = patient_view_example()
+    conditions = body["prefetch"]["conditions"]["entry"]
+    for i in range(40):
+        conditions.append(
+            {
+                "resource": {
+                    "resourceType": "Condition",
+                    "id": f"other-{i}",
+                    "clinicalStatus": {"coding": [{"code": "active"}]},
+                    "code": {
+                        "coding": [{"system": "http://hospital.example.org/problems", "code": f"P{i:04d}"}],
+                        "text": "Other problem",
+                    },
+                    "subject": {"reference": "Patient/oi-type-iii-child"},
+                    "onsetDateTime": "2020-01-01",
+                }
+            }
+        )
+    return body
+
+
+def wrk(url: str, body_path: Path, connections: int, duration: int) -> dict[str, float]:
+    script = body_path.with_suffix(".lua")
+    script.write_text(
+        f'local f = io.open("{body_path}", "rb")\nwrk.method = "POST"\nwrk.body = f:read("*a")\nf:close()\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    threads = min(2, connections)
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+    def pct(p: str) -> float:
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
+        assert m, out
+        value, unit = float(m.group(1)), m.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise RuntimeError(f"{errors.group(1)} failed responses:\n{out}")
+    return {"rps": rps, "p50": pct("50"), "p99": pct("99")}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=int, default=15)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.stderr.write("wrk is not installed (apt-get install wrk)\n")
+        return 2
+    worker_counts = [int(w) for w in args.workers.split(",")]
+    results: dict[tuple[str, int, int], dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        body_path = folder / "body.json"
+        body_path.write_text(json.dumps(request_body()))
+        size = body_path.stat().st_size
+        apps = {
+            "echo": ["-m", "uvicorn", "benchmarks.echo_app:app"],
+            "oi-cds": ["-m", "uvicorn", "--factory", "services.cds_hooks.main:create_app"],
+        }
+        for workers in worker_counts:
+            for name, command in apps.items():
+                port = free_port()
+                full = [
+                    sys.executable,
+                    *command,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--workers",
+                    str(workers),
+                    "--no-access-log",
+                    "--log-level",
+                    "warning",
+                ]
+                env = {"OI_CDS_DEMO": "true", "OI_CDS_DATABASE_URL": f"sqlite:///{folder / 'bench.sqlite3'}"}
+                with uvicorn_server(full, port, folder / f"{name}-{workers}.log", env) as base:
+                    url = f"{base}/cds-services/oi-management"
+                    wrk(url, body_path, 10, 2)  # warm up
+                    for connections in CONCURRENCY:
+                        results[(name, workers, connections)] = wrk(
+                            url, body_path, connections, args.duration
+                        )
+    lines = [
+        f"Request body: {size} bytes (patient-view, full prefetch). wrk, {args.duration} s per row.",
+        "",
+        "| workers | concurrency | echo req/s | oi-cds req/s | ratio "
+        "| echo p50 / p99 (ms) | oi-cds p50 / p99 (ms) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for workers in worker_counts:
+        for c in CONCURRENCY:
+            e, o = results[("echo", workers, c)], results[("oi-cds", workers, c)]
+            lines.append(
+                f"| {workers} | {c} | {e['rps']:.0f} | {o['rps']:.0f} | {o['rps'] / e['rps']:.2f} | "
+                f"{e['p50']:.2f} / {e['p99']:.2f} | {o['p50']:.2f} / {o['p99']:.2f} |"
+            )
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
