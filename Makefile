@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format typecheck bench examples clean
+.PHONY: run test lint format typecheck bench bench-load examples clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks -q -p no:randomly --benchmark-only --benchmark-columns=min,median,mean,ops
+
+# wrk against a real uvicorn (needs the Debian package wrk; installed here when missing, as root).
+bench-load: $(STAMP)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m benchmarks.load --duration 15
 
 # After a knowledge change: regenerate the example CarePlans the tests compare against.
 examples: $(STAMP)

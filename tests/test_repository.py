@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text()
 
@@ -33,3 +35,16 @@ def test_readme_settings_table_is_generated_from_settings() -> None:
     assert README[start:end].strip() == settings_table(), (
         "run `oi-cds settings-table` and paste it into README.md"
     )
+
+
+def test_settings_read_a_dotenv_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.cds_hooks.config import Settings
+
+    (tmp_path / ".env").write_text("OI_CDS_TIMEZONE=Europe/Paris\nOI_CDS_FHIR_ALLOWLIST=https://a.example.org/fhir,https://b.example.org\n")
+    monkeypatch.chdir(tmp_path)
+    settings = Settings()
+    assert settings.timezone == "Europe/Paris"
+    assert settings.fhir_allowlist == ["https://a.example.org/fhir", "https://b.example.org"]
+    monkeypatch.setenv("OI_CDS_FHIR_ALLOWLIST", "ftp://nope")
+    with pytest.raises(ValueError, match="absolute http"):
+        Settings()

@@ -58,6 +58,13 @@ def order_select_example() -> dict[str, Any]:
     return request
 
 
+def order_sign_example() -> dict[str, Any]:
+    request = order_select_example()
+    request["hook"] = "order-sign"
+    del request["context"]["selections"]
+    return request
+
+
 RESPONSE_EXAMPLE = {
     "cards": [
         {
@@ -91,6 +98,10 @@ HOOK_OPENAPI: dict[str, Any] = {
                     "order-select": {
                         "summary": "oi-order-select: a drafted denosumab order",
                         "value": order_select_example(),
+                    },
+                    "order-sign": {
+                        "summary": "oi-order-sign: the same order about to be signed",
+                        "value": order_sign_example(),
                     },
                 },
             }

@@ -22,14 +22,17 @@ POSTGRES_ADMIN = os.environ.get("OI_CDS_TEST_POSTGRES", "postgresql+psycopg://po
 def test_openapi_page_has_real_hook_examples(service: str) -> None:
     schema = httpx.get(service + "/openapi.json").json()
     body = schema["paths"]["/cds-services/{service_id}"]["post"]["requestBody"]["content"]["application/json"]
-    assert set(body["examples"]) == {"patient-view", "order-select"}
+    assert set(body["examples"]) == {"patient-view", "order-select", "order-sign"}
     assert body["examples"]["patient-view"]["value"]["prefetch"]["patient"]["resourceType"] == "Patient"
     assert "HookRequest" in schema["components"]["schemas"]
-    # the documented example is a request the service accepts
-    response = httpx.post(
-        service + "/cds-services/oi-management", json=body["examples"]["patient-view"]["value"]
-    )
-    assert response.status_code == 200
+    # every documented example is a request the service accepts
+    for name, service_id in (
+        ("patient-view", "oi-management"),
+        ("order-select", "oi-order-select"),
+        ("order-sign", "oi-order-sign"),
+    ):
+        response = httpx.post(f"{service}/cds-services/{service_id}", json=body["examples"][name]["value"])
+        assert response.status_code == 200, name
     assert httpx.get(service + "/docs").status_code == 200
 
 
