@@ -40,7 +40,9 @@ def test_readme_settings_table_is_generated_from_settings() -> None:
 def test_settings_read_a_dotenv_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from services.cds_hooks.config import Settings
 
-    (tmp_path / ".env").write_text("OI_CDS_TIMEZONE=Europe/Paris\nOI_CDS_FHIR_ALLOWLIST=https://a.example.org/fhir,https://b.example.org\n")
+    (tmp_path / ".env").write_text(
+        "OI_CDS_TIMEZONE=Europe/Paris\nOI_CDS_FHIR_ALLOWLIST=https://a.example.org/fhir,https://b.example.org\n"
+    )
     monkeypatch.chdir(tmp_path)
     settings = Settings()
     assert settings.timezone == "Europe/Paris"
