@@ -26,6 +26,7 @@ EXT_IMPLIED_SEVERITY = EXT + "valueset-implied-severity"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 
 _NON_WORD = re.compile(r"[^0-9a-z]+")
+_EMPTY: frozenset[str] = frozenset()
 
 
 def normalize_text(text: str) -> str:
@@ -116,9 +117,13 @@ class Terminology:
         return term
 
     def lookup(self, system: str, code: str) -> frozenset[str]:
+        patterns = self.patterns.get(system)
+        if patterns is None and system != ICD10CM:
+            # the common case (most codes of a record are in no value set): one dict probe
+            return self.codes.get((system, code)) or self.codes.get((system, code.strip()), _EMPTY)
         code = normalize_code(system, code)
-        found = self.codes.get((system, code), frozenset())
-        for pattern, vids in self.patterns.get(system, ()):
+        found = self.codes.get((system, code), _EMPTY)
+        for pattern, vids in patterns or ():
             if pattern.fullmatch(code):
                 found = found | vids
         return found
@@ -126,12 +131,14 @@ class Terminology:
     def coded(self, concept: JSON | None) -> frozenset[str]:
         """ValueSet ids that any coding of a CodeableConcept belongs to."""
         if not concept:
-            return frozenset()
-        found: frozenset[str] = frozenset()
+            return _EMPTY
+        found = _EMPTY
         for coding in concept.get("coding") or ():
             system, code = coding.get("system"), coding.get("code")
             if system and code:
-                found = found | self.lookup(system, code)
+                hit = self.lookup(system, code)
+                if hit:
+                    found = found | hit if found else hit
         return found
 
     def named(self, texts: Iterable[str], routes: Iterable[str] = ()) -> frozenset[str]:
