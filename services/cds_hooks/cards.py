@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
+from services.cds_hooks import card_ids
 from services.cds_hooks.models import Action, Card, Coding, Source, Suggestion
 from services.plan_builder.careplan import CAREPLAN_PROFILE
 from services.plan_builder.knowledge import MANAGEMENT_PLAN, RECOMMENDATION_SYSTEM
@@ -124,7 +125,7 @@ def patient_view_cards(
         suggestions = [Suggestion(label=label, uuid=new_uuid(), isRecommended=True, actions=[action])]
     cards = [
         Card(
-            uuid=new_uuid(),
+            uuid=card_ids.issue("careplan-summary"),
             summary=summary,
             detail="\n".join(detail),
             indicator="info",
@@ -147,7 +148,7 @@ def patient_view_cards(
             own += ["", *[f"- {_md(n)}" for n in result.notes if n.startswith("Missing")]]
         cards.append(
             Card(
-                uuid=new_uuid(),
+                uuid=card_ids.issue(rec.key),
                 summary=f"OI: {rec.title}"[:139],
                 detail="\n".join(own),
                 indicator=rec.indicator,
@@ -263,7 +264,7 @@ def order_cards(
             ]
         cards.append(
             Card(
-                uuid=new_uuid(),
+                uuid=card_ids.issue(rec.key),
                 summary=f"OI: {rec.title}"[:139],
                 detail="\n".join(detail),
                 indicator=rec.indicator or "info",

@@ -41,17 +41,9 @@ feedback = Table(
     Column("override_code", String(64), nullable=True),
     Column("has_comment", Boolean, nullable=False, default=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
+    # decoded from the card uuid (see card_ids): feedback is read per recommendation
+    Column("recommendation_key", String(64), nullable=True),
     UniqueConstraint("card_uuid", "outcome", "outcome_timestamp", name="uq_feedback_item"),
-)
-
-# Which recommendation key each issued card carried, so feedback can be read per key.
-issued_card = Table(
-    "issued_card",
-    metadata,
-    Column("card_uuid", String(64), primary_key=True),
-    Column("service_id", String(64), nullable=False),
-    Column("recommendation_key", String(64), nullable=False),
-    Column("issued_at", DateTime(timezone=True), nullable=False),
 )
 
 

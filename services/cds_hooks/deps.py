@@ -39,13 +39,12 @@ class Services:
 
     settings: Settings
     env: HookEnv
-    store: FeedbackStore
     registry: dict[str, ServiceDefinition]
 
 
 async def get_services(request: Request) -> Services:
     state = request.app.state
-    return Services(state.settings, state.env, state.store, state.registry)
+    return Services(state.settings, state.env, state.registry)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

@@ -45,8 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 http, settings.fhir_allowlist, settings.fhir_max_pages, settings.fhir_max_response_bytes
             )
             app.state.env = HookEnv(knowledge, planner, checker, fhir)
-            app.state.store = FeedbackStore(engine)
-            app.state.store.start()
+            app.state.store = FeedbackStore(engine, knowledge.recommendation_codes)
             if settings.demo:
                 log.warning("OI-CDS demo mode: any CORS origin; not for patient data")
             # Everything loaded so far lives as long as the process: keep it out of GC scans,
@@ -56,7 +55,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             try:
                 yield
             finally:
-                await app.state.store.stop()
                 engine.dispose()
 
     app = FastAPI(

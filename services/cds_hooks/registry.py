@@ -29,7 +29,7 @@ class HookEnv:
     fhir: FhirClient
 
 
-Handler = Callable[[HookRequest, Any, date, HookEnv], Awaitable[tuple[list[Card], dict[str, str]]]]
+Handler = Callable[[HookRequest, Any, date, HookEnv], Awaitable[list[Card]]]
 
 
 @dataclass(frozen=True)

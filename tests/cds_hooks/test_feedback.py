@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
@@ -46,7 +45,6 @@ def test_feedback_round_trip(service: str) -> None:
         "acceptedSuggestions": [{"id": summary_card["suggestions"][0]["uuid"]}],
         "outcomeTimestamp": "2026-11-25T10:05:31.123Z",
     }  # F5 fractional seconds
-    time.sleep(0.3)  # the card -> key map is written in the background
     before = _summary(service)
     response = _feedback(service, [accepted])
     assert response.status_code == 200  # F1

@@ -10,9 +10,7 @@ from services.cds_hooks.models import Card, HookRequest, OrderSelectContext
 from services.cds_hooks.registry import USAGE, HookEnv, ServiceDefinition
 
 
-async def handle(
-    request: HookRequest, context: Any, at: date, env: HookEnv
-) -> tuple[list[Card], dict[str, str]]:
+async def handle(request: HookRequest, context: Any, at: date, env: HookEnv) -> list[Card]:
     selected = set(context.selections)
     orders = [
         o for o in draft_orders(context.draftOrders) if f"{o.get('resourceType')}/{o.get('id')}" in selected

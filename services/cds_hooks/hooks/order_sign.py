@@ -10,9 +10,7 @@ from services.cds_hooks.models import Card, HookRequest, OrderSignContext
 from services.cds_hooks.registry import USAGE, HookEnv, ServiceDefinition
 
 
-async def handle(
-    request: HookRequest, context: Any, at: date, env: HookEnv
-) -> tuple[list[Card], dict[str, str]]:
+async def handle(request: HookRequest, context: Any, at: date, env: HookEnv) -> list[Card]:
     return await check_orders(request, draft_orders(context.draftOrders), at, env)
 
 

@@ -23,9 +23,7 @@ def draft_orders(bundle: JSON) -> list[JSON]:
     return [e["resource"] for e in entries if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
 
 
-async def check_orders(
-    request: HookRequest, orders: Iterable[JSON], at: date, env: HookEnv
-) -> tuple[list[Card], dict[str, str]]:
+async def check_orders(request: HookRequest, orders: Iterable[JSON], at: date, env: HookEnv) -> list[Card]:
     _, result = await plan_for(request, at, env)
     findings = env.checker.check(list(orders), result.facts)
     reasons = env.knowledge.get("CodeSystem", "oi-override-reason")
@@ -36,5 +34,4 @@ async def check_orders(
         f"Patient/{request.context['patientId']}",
         override_reasons(reasons),
     )
-    issued = {c.uuid: c.source.topic.code for c in cards if c.uuid and c.source.topic}
-    return cards, issued
+    return cards

@@ -11,14 +11,10 @@ from services.cds_hooks.models import Card, HookRequest, PatientViewContext
 from services.cds_hooks.registry import USAGE, HookEnv, ServiceDefinition
 
 
-async def handle(
-    request: HookRequest, context: Any, at: date, env: HookEnv
-) -> tuple[list[Card], dict[str, str]]:
+async def handle(request: HookRequest, context: Any, at: date, env: HookEnv) -> list[Card]:
     data, result = await plan_for(request, at, env)
     cards = patient_view_cards(result, data.care_plans, data.unchecked, env.planner.plan_definition.version)
-    # card uuid -> recommendation key, so feedback can be read per recommendation
-    issued = {c.uuid: c.source.topic.code for c in cards if c.uuid and c.source.topic}
-    return cards, issued
+    return cards
 
 
 SERVICE = ServiceDefinition(

@@ -63,6 +63,5 @@ async def call_service(service_id: str, request: Request, deps: ServicesDep) -> 
     except ValidationError as exc:
         raise BadRequest(first_error(exc, "invalid context")) from exc
     at = datetime.now(ZoneInfo(deps.settings.timezone)).date()
-    cards, issued = await service.handler(hook_request, context, at, deps.env)
-    deps.store.remember(service.id, issued)
+    cards = await service.handler(hook_request, context, at, deps.env)
     return json_response(CdsResponse(cards=cards).wire())
