@@ -7,7 +7,6 @@ from collections.abc import Sequence
 
 from services.cds_hooks import card_ids
 from services.cds_hooks.models import Action, Card, Coding, Source, Suggestion
-from services.plan_builder.careplan import CAREPLAN_PROFILE
 from services.plan_builder.knowledge import MANAGEMENT_PLAN, RECOMMENDATION_SYSTEM
 from services.plan_builder.orders import OrderFinding
 from services.plan_builder.planner import PlanResult, Recommendation
@@ -36,15 +35,14 @@ def topic(key: str, display: str | None = None) -> Coding:
     return Coding(system=RECOMMENDATION_SYSTEM, code=key, display=display)
 
 
-def _source(
-    rec: Recommendation | None = None, key: str = "careplan-summary", display: str = "OI care plan summary"
-) -> Source:
+def _source(rec: Recommendation | None = None) -> Source:
+    """The summary card cites the whole summary; a key's card names its section."""
     if rec is not None:
         return Source(
             label=f"{SOURCE_LABEL}: {rec.citation.removeprefix(SOURCE_LABEL + ', ')}"[:200],
             topic=topic(rec.key, rec.title),
         )
-    return Source(label=SOURCE_LABEL, topic=topic(key, display))
+    return Source(label=SOURCE_LABEL, topic=topic("careplan-summary", "OI care plan summary"))
 
 
 _MD_ESCAPES = str.maketrans({ch: "\\" + ch for ch in "\\`*_{}[]<>#|"})
@@ -275,6 +273,3 @@ def order_cards(
             )
         )
     return cards
-
-
-__all__ = ["CAREPLAN_PROFILE", "order_cards", "patient_view_cards"]

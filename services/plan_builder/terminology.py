@@ -62,7 +62,6 @@ class Terminology:
     patterns: dict[str, list[tuple[re.Pattern[str], frozenset[str]]]] = field(default_factory=dict)
     name_rules: dict[str, NameRule] = field(default_factory=dict)
     implied_severity: dict[str, tuple[str, str]] = field(default_factory=dict)  # vs id -> coding
-    known: frozenset[str] = frozenset()
     titles: dict[str, str] = field(default_factory=dict)
     children: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -72,7 +71,7 @@ class Terminology:
         parents: dict[str, set[str]] = {}  # child vs id -> vs ids that include it
         direct_codes: dict[tuple[str, str], set[str]] = {}
         direct_patterns: list[tuple[str, str, str]] = []
-        term = cls(known=frozenset(value_sets))
+        term = cls()
         for vid, vs in value_sets.items():
             term.titles[vid] = vs.get("title", vid)
             kids: list[str] = []
