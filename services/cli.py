@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
+import uuid
 from collections.abc import Sequence
 from datetime import date, datetime
+from pathlib import Path
 from typing import IO
 from zoneinfo import ZoneInfo
 
@@ -50,6 +53,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1)
     sub.add_parser("migrate", help="bring the feedback database (OI_CDS_DATABASE_URL) to the newest schema")
     sub.add_parser("settings-table", help="print the settings as a Markdown table (the README's)")
+    keys = sub.add_parser("dev-keys", help="write a local signing key and its JWKS (a development issuer)")
+    keys.add_argument("--dir", type=Path, default=DEV_KEYS)
+    keys.add_argument("--alg", choices=("ES384", "RS384"), default="ES384")
+    token = sub.add_parser("dev-token", help="mint a CDS Hooks JWT with the dev-keys key")
+    token.add_argument("--aud", required=True, help="the exact URL the token is for")
+    token.add_argument("--dir", type=Path, default=DEV_KEYS)
+    token.add_argument("--iss", default=DEV_ISSUER)
+    token.add_argument("--lifetime", type=int, default=300, help="seconds")
     return parser
 
 
@@ -110,8 +121,18 @@ def _settings_or_fail(err: IO[str]) -> Settings | None:
 def run_serve(args: argparse.Namespace, err: IO[str]) -> int:
     import uvicorn
 
-    if _settings_or_fail(err) is None:
+    settings = _settings_or_fail(err)
+    if settings is None:
         return 2
+    in_memory = settings.database_url in ("sqlite://", "sqlite:///:memory:")
+    if settings.auth_required and args.workers > 1 and not settings.redis_url and in_memory:
+        # each worker would keep its own replay cache: a token could be replayed to another
+        return _fail(
+            "auth is required with several workers but the JWT replay cache is not shared: "
+            "set OI_CDS_REDIS_URL or a file/server OI_CDS_DATABASE_URL",
+            err,
+            "invalid",
+        )
     uvicorn.run(
         "services.cds_hooks.main:create_app",
         factory=True,
@@ -156,6 +177,60 @@ def settings_table() -> str:
     return "\n".join(rows)
 
 
+DEV_KEYS = Path(".oi-cds-dev-keys")
+DEV_ISSUER = "https://oi-cds.dev.local/issuer"
+
+
+def run_dev_keys(args: argparse.Namespace, out: IO[str]) -> int:
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    args.dir.mkdir(parents=True, exist_ok=True)
+    private = (
+        ec.generate_private_key(ec.SECP384R1())
+        if args.alg == "ES384"
+        else rsa.generate_private_key(65537, 3072)
+    )
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    key_path = args.dir / "private.pem"
+    key_path.write_bytes(pem)
+    key_path.chmod(0o600)
+    algorithm = jwt.algorithms.get_default_algorithms()[args.alg]
+    jwk = json.loads(algorithm.to_jwk(private.public_key()))
+    jwk.update(kid=uuid.uuid4().hex, alg=args.alg, use="sig")
+    (args.dir / "jwks.json").write_text(json.dumps({"keys": [jwk]}, indent=2) + "\n")
+    (args.dir / "meta.json").write_text(json.dumps({"alg": args.alg, "kid": jwk["kid"]}) + "\n")
+    trusted = {DEV_ISSUER: {"jwks_file": str((args.dir / "jwks.json").resolve())}}
+    out.write(f"wrote {key_path} and {args.dir / 'jwks.json'}\n")
+    out.write(f"trust it with: OI_CDS_TRUSTED_ISSUERS='{json.dumps(trusted)}'\n")
+    return 0
+
+
+def run_dev_token(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    import jwt
+
+    try:
+        meta = json.loads((args.dir / "meta.json").read_text())
+        key = (args.dir / "private.pem").read_bytes()
+    except OSError:
+        err.write(f"no dev keys in {args.dir}: run `oi-cds dev-keys` first\n")
+        return 2
+    now = int(time.time())
+    claims = {
+        "iss": args.iss,
+        "aud": args.aud,
+        "iat": now,
+        "exp": now + args.lifetime,
+        "jti": str(uuid.uuid4()),
+    }
+    headers = {"kid": meta["kid"], "typ": "JWT"}
+    out.write(jwt.encode(claims, key, algorithm=meta["alg"], headers=headers) + "\n")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "plan":
@@ -164,6 +239,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_serve(args, sys.stderr)
     if args.command == "migrate":
         return run_migrate(sys.stderr)
+    if args.command == "dev-keys":
+        return run_dev_keys(args, sys.stdout)
+    if args.command == "dev-token":
+        return run_dev_token(args, sys.stdout, sys.stderr)
     if args.command == "settings-table":
         print(settings_table())
         return 0

@@ -114,3 +114,12 @@ def test_default_date_uses_the_configured_time_zone() -> None:
     bad = oi_cds("plan", str(EXAMPLE), env={"OI_CDS_TIMEZONE": "Mars/Olympus"})
     assert bad.returncode == 2
     assert "time zone" in bad.stderr
+
+
+def test_serve_refuses_several_workers_without_a_shared_replay_cache() -> None:
+    import os
+
+    env = {**os.environ, "OI_CDS_AUTH_MODE": "required", "OI_CDS_DATABASE_URL": "sqlite://"}
+    run = oi_cds("serve", "--workers", "2", "--port", "1", env=env)
+    assert run.returncode == 2
+    assert "replay cache is not shared" in json.loads(run.stderr)["issue"][0]["diagnostics"]

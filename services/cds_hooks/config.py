@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.plan_builder.settings import PlanSettings
 
 CommaList = Annotated[list[str], NoDecode]
+
+
+class TrustedIssuer(BaseModel):
+    """A CDS client (EHR) we trust: its key set by URL, or shared out of band as a file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jwks_url: str | None = None
+    jwks_file: Path | None = None
+    jku_allow: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TrustedIssuer:
+        if not self.jwks_url and not self.jwks_file and not self.jku_allow:
+            raise ValueError("a trusted issuer needs jwks_url, jwks_file or jku_allow")
+        return self
 
 
 class Settings(BaseSettings):
@@ -47,6 +63,19 @@ class Settings(BaseSettings):
     knowledge_dir: Path | None = Field(
         None, description="fhir_profiles directory (default: the packaged one)"
     )
+    auth_mode: Literal["off", "required"] | None = Field(
+        None, description="CDS Hooks JWT checks: off | required (default: required, off in demo mode)"
+    )
+    trusted_issuers: dict[str, TrustedIssuer] = Field(
+        default_factory=dict,
+        description='JSON: {"<iss>": {"jwks_url": ..., "jku_allow": [...]}} or {"<iss>": {"jwks_file": ...}}',
+    )
+    jwt_leeway_s: int = Field(60, ge=0, description="clock-skew leeway for exp and iat, seconds")
+    jwt_max_lifetime_s: int = Field(
+        300, gt=0, description="longest token lifetime accepted (exp - iat), seconds"
+    )
+    jwks_cache_ttl_s: int = Field(3600, gt=0, description="how long a fetched JWKS is trusted, seconds")
+    redis_url: str | None = Field(None, description="Redis for the JWT replay cache (else the database)")
     plan: PlanSettings = Field(default_factory=PlanSettings, description="the contract's site thresholds")
 
     @field_validator("fhir_allowlist", "cors_origins", mode="before")
@@ -64,6 +93,10 @@ class Settings(BaseSettings):
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise ValueError(f"not an absolute http(s) URL: {url!r}")
         return value
+
+    @property
+    def auth_required(self) -> bool:
+        return (self.auth_mode or ("off" if self.demo else "required")) == "required"
 
     @field_validator("timezone")
     @classmethod

@@ -47,6 +47,15 @@ feedback = Table(
 )
 
 
+# Seen CDS Hooks JWT ids (iss|jti) until they expire: the replay cache when there is no Redis.
+jwt_replay = Table(
+    "jwt_replay",
+    metadata,
+    Column("jti_key", String(512), primary_key=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from services.cds_hooks.auth import Verifier
 from services.cds_hooks.config import Settings
 from services.cds_hooks.registry import HookEnv, ServiceDefinition
 from services.cds_hooks.store import FeedbackStore
@@ -45,6 +46,25 @@ class Services:
 async def get_services(request: Request) -> Services:
     state = request.app.state
     return Services(state.settings, state.env, state.registry)
+
+
+async def require_jwt(request: Request) -> None:
+    """CDS Hooks client JWT on discovery, hook, feedback and admin calls (when required).
+
+    The audience is the URL as the EHR called it: OI_CDS_PUBLIC_BASE_URL + path when set
+    (behind a proxy request.url differs), else the URL the request arrived at. A feedback
+    token may name the feedback URL or its service's URL.
+    """
+    settings: Settings = request.app.state.settings
+    if not settings.auth_required:
+        return
+    base = (settings.public_base_url or str(request.base_url)).rstrip("/")
+    path = request.url.path
+    audiences = [base + path]
+    if path.endswith("/feedback"):
+        audiences.append(base + path.removesuffix("/feedback"))
+    verifier: Verifier = request.app.state.verifier
+    request.state.jwt = await verifier.verify(request.headers.get("authorization"), audiences)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

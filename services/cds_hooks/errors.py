@@ -34,9 +34,17 @@ class CdsError(Exception):
     status = 400
     code = "invalid"
 
-    def __init__(self, diagnostics: str, *, status: int | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        diagnostics: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(diagnostics)
         self.diagnostics = diagnostics
+        self.headers = headers
         if status is not None:
             self.status = status
         if code is not None:
@@ -49,6 +57,16 @@ class BadRequest(CdsError):
 
 class NotFound(CdsError):
     status, code = 404, "not-found"
+
+
+class Unauthorized(CdsError):
+    """401 with a WWW-Authenticate challenge; the reason is coarse on purpose."""
+
+    status, code = 401, "login"
+
+    def __init__(self, reason: str) -> None:
+        challenge = f'Bearer error="invalid_token", error_description="{reason}"'
+        super().__init__(f"unauthorized: {reason}", headers={"WWW-Authenticate": challenge})
 
 
 class PreconditionFailed(CdsError):
@@ -85,7 +103,7 @@ def outcome_response(
 
 async def _cds_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, CdsError)
-    return outcome_response(exc.status, exc.diagnostics, exc.code)
+    return outcome_response(exc.status, exc.diagnostics, exc.code, exc.headers)
 
 
 async def _http_error(_: Request, exc: Exception) -> Response:

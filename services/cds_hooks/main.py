@@ -14,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
 from services.cds_hooks import errors
+from services.cds_hooks.auth import DatabaseReplayCache, KeySets, RedisReplayCache, Verifier
 from services.cds_hooks.config import Settings
 from services.cds_hooks.db import make_engine, migrate
 from services.cds_hooks.fhir_client import FhirClient
@@ -40,7 +41,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             migrate(settings.database_url)  # a shared database is migrated by `oi-cds migrate`
         engine = make_engine(settings.database_url)
         timeout = httpx.Timeout(settings.fhir_timeout_s)
+        replay: RedisReplayCache | DatabaseReplayCache = (
+            RedisReplayCache(settings.redis_url) if settings.redis_url else DatabaseReplayCache(engine)
+        )
         async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
+            app.state.verifier = Verifier(settings, KeySets(http, settings.jwks_cache_ttl_s), replay)
             fhir = FhirClient(
                 http, settings.fhir_allowlist, settings.fhir_max_pages, settings.fhir_max_response_bytes
             )
@@ -52,9 +57,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # which otherwise show up as latency spikes under load.
             gc.collect()
             gc.freeze()
+            if not settings.auth_required:
+                log.warning("OI-CDS: CDS Hooks JWT checks are OFF; any caller is trusted")
             try:
                 yield
             finally:
+                if isinstance(replay, RedisReplayCache):
+                    await replay.close()
                 engine.dispose()
 
     app = FastAPI(

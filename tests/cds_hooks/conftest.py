@@ -120,7 +120,15 @@ def stub_data(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 
 @pytest.fixture(scope="session")
-def fhir_stub(stub_data: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def jwks_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the FHIR stub serves key sets from (/jwks/<name>.json); tests write them."""
+    return tmp_path_factory.mktemp("jwks")
+
+
+@pytest.fixture(scope="session")
+def fhir_stub(
+    stub_data: list[Path], jwks_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     port = free_port()
     command = [
         sys.executable,
@@ -132,7 +140,7 @@ def fhir_stub(stub_data: list[Path], tmp_path_factory: pytest.TempPathFactory) -
         "--port",
         str(port),
     ]
-    env = {"FHIR_STUB_DATA": ":".join(str(p) for p in stub_data)}
+    env = {"FHIR_STUB_DATA": ":".join(str(p) for p in stub_data), "FHIR_STUB_JWKS_DIR": str(jwks_dir)}
     with uvicorn_server(command, port, tmp_path_factory.mktemp("stub") / "log.txt", env) as base:
         yield base + "/fhir"
 

@@ -97,6 +97,14 @@ async def search(request: Request) -> Response:
     return JSONResponse(bundle, media_type="application/fhir+json")
 
 
+async def jwks(request: Request) -> Response:
+    folder = os.environ.get("FHIR_STUB_JWKS_DIR", "")
+    path = Path(folder) / f"{request.path_params['name']}.json"
+    if not folder or not path.is_file():
+        return JSONResponse({"error": "not found"}, status_code=404)
+    return Response(path.read_bytes(), media_type="application/json")
+
+
 async def seen(_: Request) -> Response:
     return JSONResponse(SEEN)
 
@@ -109,6 +117,7 @@ app = Starlette(
     routes=[
         Route("/healthz", healthz),
         Route("/_seen", seen),
+        Route("/jwks/{name}.json", jwks),
         Route("/fhir/{type}/{id}", read),
         Route("/fhir/{type}", search),
     ]

@@ -100,7 +100,10 @@ def test_feedback_on_postgresql_after_oi_cds_migrate(postgres_url: str, tmp_path
     port = free_port()
     # a shared database is not migrated by the service: readyz says so until `oi-cds migrate`
     with uvicorn_server(
-        service_command(port), port, tmp_path / "log1.txt", {"OI_CDS_DATABASE_URL": postgres_url}
+        service_command(port),
+        port,
+        tmp_path / "log1.txt",
+        {"OI_CDS_DATABASE_URL": postgres_url, "OI_CDS_AUTH_MODE": "off"},
     ) as base:
         assert httpx.get(base + "/readyz").status_code == 503
     migrate = subprocess.run(
@@ -117,7 +120,10 @@ def test_feedback_on_postgresql_after_oi_cds_migrate(postgres_url: str, tmp_path
     )
     assert again.returncode == 0  # idempotent
     with uvicorn_server(
-        service_command(port), port, tmp_path / "log2.txt", {"OI_CDS_DATABASE_URL": postgres_url}
+        service_command(port),
+        port,
+        tmp_path / "log2.txt",
+        {"OI_CDS_DATABASE_URL": postgres_url, "OI_CDS_AUTH_MODE": "off"},
     ) as base:
         assert httpx.get(base + "/readyz").json()["status"] == "ready"
         item = {

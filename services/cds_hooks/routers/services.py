@@ -6,17 +6,17 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import ValidationError
 
 from services.cds_hooks.body import json_object, read_json
-from services.cds_hooks.deps import RegistryDep, ServicesDep
+from services.cds_hooks.deps import RegistryDep, ServicesDep, require_jwt
 from services.cds_hooks.errors import BadRequest, NotFound
 from services.cds_hooks.examples import HOOK_OPENAPI
 from services.cds_hooks.models import CdsResponse, Discovery, HookRequest
 from services.cds_hooks.registry import ServiceDefinition
 
-router = APIRouter(tags=["CDS Hooks"])
+router = APIRouter(tags=["CDS Hooks"], dependencies=[Depends(require_jwt)])
 
 
 def json_response(body: object, status: int = 200) -> Response:
