@@ -45,7 +45,9 @@ def _source(rec: Recommendation | None = None) -> Source:
     return Source(label=SOURCE_LABEL, topic=topic("careplan-summary", "OI care plan summary"))
 
 
-_MD_ESCAPES = str.maketrans({ch: "\\" + ch for ch in "\\`*_{}[]<>#|"})
+# Backslash escapes for Markdown; entities for < and > so no raw tag survives even where a
+# client renders HTML inside Markdown (the CDS Hooks Sandbox does).
+_MD_ESCAPES = str.maketrans({**{ch: "\\" + ch for ch in "\\`*_{}[]#|&!"}, "<": "&lt;", ">": "&gt;"})
 
 
 def _md(text: str) -> str:
