@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     )
     jwks_cache_ttl_s: int = Field(3600, gt=0, description="how long a fetched JWKS is trusted, seconds")
     redis_url: str | None = Field(None, description="Redis for the JWT replay cache (else the database)")
+    max_concurrent_hooks: int = Field(
+        32, gt=0, description="hook calls in progress per worker; beyond it 503 with Retry-After"
+    )
+    hook_deadline_s: float = Field(
+        2.0, gt=0, description="a hook call answers within this (412 if the data is late)"
+    )
     plan: PlanSettings = Field(default_factory=PlanSettings, description="the contract's site thresholds")
 
     @field_validator("fhir_allowlist", "cors_origins", mode="before")

@@ -75,6 +75,10 @@ class PreconditionFailed(CdsError):
     status, code = 412, "incomplete"
 
 
+class ServiceUnavailable(CdsError):
+    status, code = 503, "transient"
+
+
 class PayloadTooLarge(CdsError):
     status, code = 413, "too-long"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -11,7 +12,7 @@ from pydantic import ValidationError
 
 from services.cds_hooks.body import json_object, read_json
 from services.cds_hooks.deps import RegistryDep, ServicesDep, require_jwt
-from services.cds_hooks.errors import BadRequest, NotFound
+from services.cds_hooks.errors import BadRequest, NotFound, PreconditionFailed
 from services.cds_hooks.examples import HOOK_OPENAPI
 from services.cds_hooks.models import CdsResponse, Discovery, HookRequest
 from services.cds_hooks.registry import ServiceDefinition
@@ -63,5 +64,13 @@ async def call_service(service_id: str, request: Request, deps: ServicesDep) -> 
     except ValidationError as exc:
         raise BadRequest(first_error(exc, "invalid context")) from exc
     at = datetime.now(ZoneInfo(deps.settings.timezone)).date()
-    cards = await service.handler(hook_request, context, at, deps.env)
+    try:
+        # a slow FHIR server never holds the call past its deadline
+        cards = await asyncio.wait_for(
+            service.handler(hook_request, context, at, deps.env), deps.settings.hook_deadline_s
+        )
+    except TimeoutError as exc:
+        raise PreconditionFailed(
+            f"required FHIR data could not be obtained within {deps.settings.hook_deadline_s:g} s"
+        ) from exc
     return json_response(CdsResponse(cards=cards).wire())

@@ -1,0 +1,80 @@
+"""Saturation sheds load (503 + Retry-After) and slow FHIR servers hit the hook deadline (412)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.cds_hooks.conftest import example_bundle, hook_request, prefetch_of
+from tests.servers import free_port, service_command, uvicorn_server
+
+PID = "oi-type-iii-child"
+
+
+@pytest.fixture(scope="module")
+def limited(fhir_stub: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("limited")
+    port = free_port()
+    env = {
+        "OI_CDS_DEMO": "true",
+        "OI_CDS_DATABASE_URL": f"sqlite:///{folder / 'db.sqlite3'}",
+        "OI_CDS_FHIR_ALLOWLIST": fhir_stub,
+        "OI_CDS_FHIR_TIMEOUT_S": "5",
+        "OI_CDS_HOOK_DEADLINE_S": "1",
+        "OI_CDS_MAX_CONCURRENT_HOOKS": "4",
+    }
+    with uvicorn_server(service_command(port), port, folder / "log.txt", env) as base:
+        yield base
+
+
+def test_slow_fhir_server_answers_412_within_the_deadline(limited: str, fhir_stub: str) -> None:
+    prefetch = prefetch_of(example_bundle(), PID)
+    prefetch["patient"]["id"] = "slow-x"
+    del prefetch["conditions"]
+    started = time.monotonic()
+    response = httpx.post(
+        f"{limited}/cds-services/oi-management",
+        json=hook_request("patient-view", "slow-x", prefetch, fhirServer=fhir_stub),
+        timeout=10,
+    )
+    elapsed = time.monotonic() - started
+    assert response.status_code == 412
+    assert "within 1 s" in response.json()["issue"][0]["diagnostics"]
+    assert elapsed < 2.5  # the stub would take 3 s
+
+
+def test_overload_is_shed_and_admitted_latency_stays_bounded(limited: str) -> None:
+    body = hook_request("patient-view", PID, prefetch_of(example_bundle(), PID))
+    url = f"{limited}/cds-services/oi-management"
+    statuses: list[int] = []
+    admitted: list[float] = []
+    retry_after: set[str] = set()
+
+    async def client(http: httpx.AsyncClient, until: float) -> None:
+        while time.monotonic() < until:
+            started = time.monotonic()
+            response = await http.post(url, json=body)
+            statuses.append(response.status_code)
+            if response.status_code == 200:
+                admitted.append(time.monotonic() - started)
+            elif response.status_code == 503:
+                retry_after.add(response.headers.get("retry-after", ""))
+
+    async def run() -> None:
+        limits = httpx.Limits(max_connections=40, max_keepalive_connections=40)
+        async with httpx.AsyncClient(limits=limits, timeout=30) as http:
+            until = time.monotonic() + 4
+            await asyncio.gather(*(client(http, until) for _ in range(40)))
+
+    asyncio.run(run())
+    assert set(statuses) <= {200, 503}
+    assert statuses.count(503) > 0, "nothing was shed at 40 concurrent calls with a limit of 4"
+    assert statuses.count(200) > 0
+    assert retry_after == {"1"}
+    admitted.sort()
+    p99 = admitted[int(len(admitted) * 0.99) - 1]
+    assert p99 < 1.0, f"p99 of admitted calls {p99:.3f} s"
