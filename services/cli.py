@@ -133,9 +133,13 @@ def run_serve(args: argparse.Namespace, err: IO[str]) -> int:
             err,
             "invalid",
         )
+    from services.cds_hooks.logs import configure
+
     uvicorn.run(
         "services.cds_hooks.main:create_app",
         factory=True,
+        log_config=configure(),
+        access_log=False,
         host=args.host,
         port=args.port,
         workers=args.workers,

@@ -19,6 +19,7 @@ from services.cds_hooks.config import Settings
 from services.cds_hooks.db import make_engine, migrate
 from services.cds_hooks.fhir_client import FhirClient
 from services.cds_hooks.limits import HookConcurrencyLimit
+from services.cds_hooks.logs import RequestLog
 from services.cds_hooks.models import HookRequest
 from services.cds_hooks.registry import HookEnv, registry
 from services.cds_hooks.routers import admin, feedback, health, services
@@ -77,8 +78,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.knowledge = knowledge
     app.state.registry = registry()
     errors.install(app)
-    # inside CORS, so a 503 still carries the CORS headers
+    # innermost first: CORS(RequestLog(HookConcurrencyLimit(app))), so a shed 503 is logged
+    # and still carries the CORS headers
     app.add_middleware(HookConcurrencyLimit, limit=settings.max_concurrent_hooks)
+    app.add_middleware(RequestLog)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=["*"] if settings.demo else settings.cors_origins,

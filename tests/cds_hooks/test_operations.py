@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -60,10 +61,21 @@ def test_access_token_never_reaches_the_logs(
     assert token not in response.text
     logs = list(Path(str(tmp_path_factory.getbasetemp())).glob("service*/log.txt"))
     assert logs
+    lines = []
     for log in logs:
         content = log.read_text()
         assert token not in content
         assert "Example" not in content  # no patient names
+        assert "status-500-x" not in content  # no patient ids
+        lines += [json.loads(line) for line in content.splitlines() if line.startswith("{")]
+    mine = [
+        entry
+        for entry in lines
+        if entry.get("hook_instance") == body["hookInstance"] and entry.get("status") == 412
+    ]
+    assert mine, "one structured line per request, with its hook instance"
+    assert {"request_id", "method", "path", "status", "duration_ms"} <= set(mine[-1])
+    assert response.headers["x-request-id"] in {entry["request_id"] for entry in mine}
 
 
 def _postgres_available() -> bool:

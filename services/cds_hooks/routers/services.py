@@ -55,6 +55,8 @@ async def call_service(service_id: str, request: Request, deps: ServicesDep) -> 
         hook_request = HookRequest.model_validate(body)
     except ValidationError as exc:
         raise BadRequest(first_error(exc, "invalid hook request")) from exc
+    # a client-chosen id, logged to tie our lines to the EHR's; cut to a sane length
+    request.state.hook_instance = hook_request.hookInstance[:64]
     if hook_request.hook != service.hook:
         raise BadRequest(
             f"service {service.id!r} answers the {service.hook!r} hook, not {hook_request.hook!r}"
