@@ -44,7 +44,7 @@ bench-load: $(STAMP)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m benchmarks.load --duration 15
 
-# After a knowledge change: regenerate the example CarePlans the tests compare against.
+# After a knowledge or settings change: regenerate what tests compare against (examples, README table).
 examples: $(STAMP)
 	$(BIN)/python -m tools.regenerate_examples
 

@@ -32,9 +32,7 @@ def test_readme_settings_table_is_generated_from_settings() -> None:
 
     start = README.index("<!-- settings-table:start -->") + len("<!-- settings-table:start -->")
     end = README.index("<!-- settings-table:end -->")
-    assert README[start:end].strip() == settings_table(), (
-        "run `oi-cds settings-table` and paste it into README.md"
-    )
+    assert README[start:end].strip() == settings_table(), "run `make examples`"
 
 
 def test_settings_read_a_dotenv_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

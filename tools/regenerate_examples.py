@@ -1,4 +1,5 @@
-"""Rewrite fhir_profiles/examples/CarePlan-example-*.json from the example Bundle.
+"""Regenerate what is derived: the example CarePlans (fhir_profiles/examples), the example hook
+requests (docs/examples) and the README's settings table.
 
 Run after a knowledge change (``make examples``); tests/test_knowledge_artifacts.py fails
 while the examples and the engine disagree.
@@ -32,7 +33,19 @@ def write_requests(folder: Path = REQUESTS) -> None:
         print(f"wrote {folder / name}")
 
 
+def write_readme_settings(readme: Path = REQUESTS.parent.parent / "README.md") -> None:
+    """The README's settings table, generated from the Settings class."""
+    from services.cli import settings_table
+
+    text = readme.read_text()
+    start_mark, end_mark = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
+    start, end = text.index(start_mark) + len(start_mark), text.index(end_mark)
+    readme.write_text(text[:start] + "\n" + settings_table() + "\n" + text[end:])
+    print(f"wrote the settings table in {readme}")
+
+
 def main() -> None:
+    write_readme_settings()
     write_requests()
     examples = default_profiles_dir() / "examples"
     bundle = json.loads((examples / "Bundle-example-patients.json").read_text())
