@@ -66,6 +66,9 @@ class Unauthorized(CdsError):
 
     def __init__(self, reason: str) -> None:
         challenge = f'Bearer error="invalid_token", error_description="{reason}"'
+        from services.cds_hooks import metrics
+
+        metrics.JWT_REJECTED.labels(reason).inc()
         super().__init__(f"unauthorized: {reason}", headers={"WWW-Authenticate": challenge})
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 import orjson
 
+from services.cds_hooks import metrics
 from services.plan_builder.types import JSON
 
 
@@ -58,6 +60,18 @@ class FhirClient:
             or not url.startswith(server.rstrip("/"))
         ):
             raise FhirFetchError("a FHIR URL outside the allow-listed server was not fetched")
+        started = time.perf_counter()
+        try:
+            body = await self._fetch(url, token)
+        except FhirFetchError:
+            metrics.FHIR_CALLS.labels("error").inc()
+            raise
+        finally:
+            metrics.FHIR_LATENCY.observe(time.perf_counter() - started)
+        metrics.FHIR_CALLS.labels("ok").inc()
+        return body
+
+    async def _fetch(self, url: str, token: str | None) -> JSON:
         headers = {"Accept": "application/fhir+json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"

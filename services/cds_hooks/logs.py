@@ -14,6 +14,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.cds_hooks import metrics
+
 log = logging.getLogger("oi_cds.request")
 
 
@@ -51,8 +53,9 @@ def configure(level: str = "INFO") -> dict[str, Any]:
 class RequestLog:
     """Logs each request once it is answered; sets X-Request-ID on the response."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, services: set[str]) -> None:
         self.app = app
+        self.services = services
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -73,12 +76,16 @@ class RequestLog:
         try:
             await self.app(scope, receive, send_logged)
         finally:
+            elapsed = time.perf_counter() - started
+            endpoint, service = metrics.classify(scope["path"], self.services)
+            metrics.REQUESTS.labels(endpoint, service, str(status)).inc()
+            metrics.LATENCY.labels(endpoint, service).observe(elapsed)
             fields = {
                 "request_id": request_id,
                 "method": scope["method"],
                 "path": scope["path"],
                 "status": status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "duration_ms": round(elapsed * 1000, 2),
             }
             hook_instance = scope["state"].get("hook_instance")
             if hook_instance:

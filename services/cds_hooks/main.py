@@ -22,7 +22,7 @@ from services.cds_hooks.limits import HookConcurrencyLimit
 from services.cds_hooks.logs import RequestLog
 from services.cds_hooks.models import HookRequest
 from services.cds_hooks.registry import HookEnv, registry
-from services.cds_hooks.routers import admin, feedback, health, services
+from services.cds_hooks.routers import admin, feedback, health, observe, services
 from services.cds_hooks.store import FeedbackStore
 from services.plan_builder import Planner, load_knowledge
 from services.plan_builder.orders import OrderChecker
@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # innermost first: CORS(RequestLog(HookConcurrencyLimit(app))), so a shed 503 is logged
     # and still carries the CORS headers
     app.add_middleware(HookConcurrencyLimit, limit=settings.max_concurrent_hooks)
-    app.add_middleware(RequestLog)
+    app.add_middleware(RequestLog, services=set(app.state.registry))
     app.add_middleware(
         CORSMiddleware,
         allow_origins=["*"] if settings.demo else settings.cors_origins,
@@ -89,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["Authorization", "Content-Type", "Accept"],
         max_age=600,
     )
-    for router in (health.router, services.router, feedback.router, admin.router):
+    for router in (health.router, services.router, feedback.router, admin.router, observe.router):
         app.include_router(router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

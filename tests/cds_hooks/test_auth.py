@@ -286,3 +286,10 @@ async def test_redis_replay_cache() -> None:
     ttl = await cache.client.ttl(f"oi-cds:jti:{key}")
     assert 0 < ttl <= 5
     await cache.close()
+
+
+def test_metrics_need_a_token_and_count_rejections(secured: str) -> None:
+    _rejected(_get(secured, None, "/metrics"))
+    _get(secured, ES.token(secured + "/cds-services", "https://evil.test"))
+    text = _get(secured, ES.token(secured + "/metrics"), "/metrics").text
+    assert 'oi_cds_jwt_rejections_total{reason="issuer not trusted"}' in text

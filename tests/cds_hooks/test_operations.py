@@ -151,3 +151,25 @@ def test_feedback_on_postgresql_after_oi_cds_migrate(postgres_url: str, tmp_path
                 == 200
             )
         assert httpx.get(base + "/admin/feedback").json()["total"] == 1
+
+
+def test_metrics_count_requests_cards_and_412s_without_patient_data(service: str) -> None:
+    body = hook_request(
+        "patient-view", "oi-type-iii-child", prefetch_of(example_bundle(), "oi-type-iii-child")
+    )
+    assert httpx.post(service + "/cds-services/oi-management", json=body).status_code == 200
+    assert (
+        httpx.post(
+            service + "/cds-services/oi-management", json=hook_request("patient-view", "p")
+        ).status_code
+        == 412
+    )
+    httpx.post(service + "/cds-services/no-such-service-" + uuid.uuid4().hex, json={})
+    text = httpx.get(service + "/metrics").text
+    assert 'oi_cds_requests_total{endpoint="hook",service="oi-management",status="200"}' in text
+    assert 'oi_cds_requests_total{endpoint="hook",service="unknown",status="404"}' in text  # bounded labels
+    assert 'oi_cds_cards_total{key="careplan-summary",service="oi-management"}' in text
+    assert 'oi_cds_precondition_failed_total{reason="data-unavailable"}' in text
+    assert "oi_cds_request_seconds_bucket" in text
+    assert "oi-type-iii-child" not in text
+    assert "Example" not in text

@@ -10,6 +10,7 @@ import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import ValidationError
 
+from services.cds_hooks import metrics
 from services.cds_hooks.body import json_object, read_json
 from services.cds_hooks.deps import RegistryDep, ServicesDep, require_jwt
 from services.cds_hooks.errors import BadRequest, NotFound, PreconditionFailed
@@ -72,7 +73,14 @@ async def call_service(service_id: str, request: Request, deps: ServicesDep) -> 
             service.handler(hook_request, context, at, deps.env), deps.settings.hook_deadline_s
         )
     except TimeoutError as exc:
+        metrics.PRECONDITION_FAILED.labels("deadline").inc()
         raise PreconditionFailed(
             f"required FHIR data could not be obtained within {deps.settings.hook_deadline_s:g} s"
         ) from exc
+    except PreconditionFailed:
+        metrics.PRECONDITION_FAILED.labels("data-unavailable").inc()
+        raise
+    for card in cards:
+        if card.source.topic is not None:
+            metrics.CARDS.labels(service.id, card.source.topic.code).inc()
     return json_response(CdsResponse(cards=cards).wire())
