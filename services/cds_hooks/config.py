@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     )
     timezone: str = Field("UTC", description="time zone that turns the request time into the evaluation date")
     max_body_bytes: int = Field(5_000_000, gt=0, description="largest request body accepted (413 above)")
+    max_bundle_entries: int = Field(
+        10_000,
+        gt=0,
+        description="most entries in one prefetch Bundle, FHIR search or draftOrders (413 above)",
+    )
     fhir_timeout_s: float = Field(5.0, gt=0, description="connect and read timeout for FHIR server calls")
     fhir_max_pages: int = Field(20, gt=0, description="most search pages fetched per query")
     fhir_max_response_bytes: int = Field(10_000_000, gt=0, description="largest FHIR response accepted")

@@ -39,11 +39,19 @@ def allowed(url: str, allowlist: list[str]) -> bool:
 
 
 class FhirClient:
-    def __init__(self, http: httpx.AsyncClient, allowlist: list[str], max_pages: int, max_bytes: int) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        allowlist: list[str],
+        max_pages: int,
+        max_bytes: int,
+        max_entries: int = 10_000,
+    ) -> None:
         self.http = http
         self.allowlist = allowlist
         self.max_pages = max_pages
         self.max_bytes = max_bytes
+        self.max_entries = max_entries
 
     def usable(self, server: str | None) -> bool:
         return bool(server) and allowed(str(server), self.allowlist)
@@ -109,6 +117,10 @@ class FhirClient:
                 found = bundle.get("resourceType")
                 raise FhirFetchError(f"the FHIR server returned {found}, not a Bundle, for {resource_type}")
             resources.extend(entries_of(bundle, resource_type))
+            if len(resources) > self.max_entries:
+                raise FhirFetchError(
+                    f"the {resource_type} search returned more than {self.max_entries} entries"
+                )
             next_url = next_link(bundle)
             if next_url is None:
                 return resources

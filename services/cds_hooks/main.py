@@ -49,7 +49,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
             app.state.verifier = Verifier(settings, KeySets(http, settings.jwks_cache_ttl_s), replay)
             fhir = FhirClient(
-                http, settings.fhir_allowlist, settings.fhir_max_pages, settings.fhir_max_response_bytes
+                http,
+                settings.fhir_allowlist,
+                settings.fhir_max_pages,
+                settings.fhir_max_response_bytes,
+                settings.max_bundle_entries,
             )
             app.state.env = HookEnv(knowledge, planner, checker, fhir)
             app.state.store = FeedbackStore(engine, knowledge.recommendation_codes)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from services.cds_hooks.errors import BadRequest, PreconditionFailed
+from services.cds_hooks.errors import BadRequest, PayloadTooLarge, PreconditionFailed
 from services.cds_hooks.fhir_client import (
     FhirClient,
     FhirFetchError,
@@ -92,7 +92,7 @@ def render(template: str, context: dict[str, Any]) -> str:
     return template.replace("{{context.patientId}}", quote(str(context["patientId"]), safe=""))
 
 
-def _from_prefetch(spec: PrefetchKey, value: Any) -> list[JSON] | None:
+def _from_prefetch(spec: PrefetchKey, value: Any, max_entries: int) -> list[JSON] | None:
     """The key's resources, or None when the server is needed. Raises on a wrong resource."""
     if value is None:
         return []
@@ -109,6 +109,9 @@ def _from_prefetch(spec: PrefetchKey, value: Any) -> list[JSON] | None:
         raise BadRequest(
             f"prefetch key '{spec.key}' holds a {rtype}, expected a Bundle of {spec.resource_type}"
         )
+    entries = value.get("entry")
+    if isinstance(entries, list) and len(entries) > max_entries:
+        raise PayloadTooLarge(f"prefetch key '{spec.key}' has more than {max_entries} entries")
     if has_error_outcome(value) or next_link(value) is not None:
         return None
     return entries_of(value, spec.resource_type)
@@ -123,7 +126,9 @@ async def gather(request: HookRequest, client: FhirClient) -> PatientData:
     unchecked: list[str] = []
     fetched: list[str] = []
     for spec in KEYS:
-        resources = _from_prefetch(spec, prefetch[spec.key]) if spec.key in prefetch else None
+        resources = (
+            _from_prefetch(spec, prefetch[spec.key], client.max_entries) if spec.key in prefetch else None
+        )
         if resources is None and server is not None:
             try:
                 path = render(spec.template, request.context)

@@ -138,3 +138,13 @@ async def test_server_off_the_allowlist_is_refused(client: FhirClient) -> None:
         assert not route.called
     assert not client.usable("https://evil.com/fhir")
     assert not client.usable(None)
+
+
+@pytest.mark.anyio
+@respx.mock
+async def test_entry_bound() -> None:
+    async with httpx.AsyncClient() as http:
+        small = FhirClient(http, [BASE], max_pages=3, max_bytes=50_000, max_entries=2)
+        respx.get(f"{BASE}/Condition").respond(json=_bundle("a", "b", "c"))
+        with pytest.raises(FhirFetchError, match="more than 2 entries"):
+            await small.search(BASE, "Condition?patient=p1", None, "Condition")

@@ -26,6 +26,7 @@ def limited(fhir_stub: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         "OI_CDS_FHIR_TIMEOUT_S": "5",
         "OI_CDS_HOOK_DEADLINE_S": "1",
         "OI_CDS_MAX_CONCURRENT_HOOKS": "4",
+        "OI_CDS_MAX_BUNDLE_ENTRIES": "50",
     }
     with uvicorn_server(service_command(port), port, folder / "log.txt", env) as base:
         yield base
@@ -78,3 +79,26 @@ def test_overload_is_shed_and_admitted_latency_stays_bounded(limited: str) -> No
     admitted.sort()
     p99 = admitted[int(len(admitted) * 0.99) - 1]
     assert p99 < 1.0, f"p99 of admitted calls {p99:.3f} s"
+
+
+def test_entry_count_limits(limited: str) -> None:
+    prefetch = prefetch_of(example_bundle(), PID)
+    extra = {"resourceType": "Condition", "code": {"text": "x"}, "subject": {"reference": f"Patient/{PID}"}}
+    prefetch["conditions"]["entry"] += [{"resource": {**extra, "id": f"c{i}"}} for i in range(60)]
+    response = httpx.post(
+        f"{limited}/cds-services/oi-management", json=hook_request("patient-view", PID, prefetch)
+    )
+    assert response.status_code == 413
+    assert "more than 50 entries" in response.json()["issue"][0]["diagnostics"]
+    drafts = [
+        {
+            "resourceType": "MedicationRequest",
+            "id": f"d{i}",
+            "status": "draft",
+            "intent": "order",
+            "medicationCodeableConcept": {"text": "calcium"},
+        }
+        for i in range(60)
+    ]
+    body = hook_request("order-sign", PID, prefetch_of(example_bundle(), PID), drafts=drafts)
+    assert httpx.post(f"{limited}/cds-services/oi-order-sign", json=body).status_code == 413

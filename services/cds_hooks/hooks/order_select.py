@@ -13,7 +13,9 @@ from services.cds_hooks.registry import USAGE, HookEnv, ServiceDefinition
 async def handle(request: HookRequest, context: Any, at: date, env: HookEnv) -> list[Card]:
     selected = set(context.selections)
     orders = [
-        o for o in draft_orders(context.draftOrders) if f"{o.get('resourceType')}/{o.get('id')}" in selected
+        o
+        for o in draft_orders(context.draftOrders, env.fhir.max_entries)
+        if f"{o.get('resourceType')}/{o.get('id')}" in selected
     ]
     return await check_orders(request, orders, at, env)
 

@@ -11,7 +11,7 @@ from services.cds_hooks.registry import USAGE, HookEnv, ServiceDefinition
 
 
 async def handle(request: HookRequest, context: Any, at: date, env: HookEnv) -> list[Card]:
-    return await check_orders(request, draft_orders(context.draftOrders), at, env)
+    return await check_orders(request, draft_orders(context.draftOrders, env.fhir.max_entries), at, env)
 
 
 SERVICE = ServiceDefinition(

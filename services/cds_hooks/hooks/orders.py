@@ -6,20 +6,22 @@ from collections.abc import Iterable
 from datetime import date
 
 from services.cds_hooks.cards import order_cards, override_reasons
-from services.cds_hooks.errors import BadRequest
+from services.cds_hooks.errors import BadRequest, PayloadTooLarge
 from services.cds_hooks.hooks.common import plan_for
 from services.cds_hooks.models import Card, HookRequest
 from services.cds_hooks.registry import HookEnv
 from services.plan_builder.types import JSON
 
 
-def draft_orders(bundle: JSON) -> list[JSON]:
+def draft_orders(bundle: JSON, max_entries: int) -> list[JSON]:
     """Resources of context.draftOrders (no Bundle.type required)."""
     if bundle.get("resourceType") != "Bundle":
         raise BadRequest("context.draftOrders must be a FHIR Bundle")
     entries = bundle.get("entry") or []
     if not isinstance(entries, list):
         raise BadRequest("context.draftOrders.entry must be an array")
+    if len(entries) > max_entries:
+        raise PayloadTooLarge(f"context.draftOrders has more than {max_entries} entries")
     return [e["resource"] for e in entries if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
 
 

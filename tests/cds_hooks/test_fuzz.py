@@ -1,0 +1,68 @@
+"""Schema-driven fuzzing of the service's own OpenAPI (bounded here; a longer run in docs/security.md),
+and hypothesis-made JSON bodies on every POST endpoint: never a 5xx, never a hang."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+
+def test_openapi_operations_never_fail_with_5xx(service: str) -> None:
+    """Every operation of /openapi.json, with cases schemathesis derives from it."""
+    schema = schemathesis.openapi.from_url(service + "/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 7  # health x2, discovery, hook, feedback, admin, metrics
+
+    for operation in operations:
+
+        @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @given(case=operation.as_strategy())
+        def check(case: Any) -> None:
+            response = case.call(base_url=service, timeout=10)
+            assert response.status_code < 500, (
+                f"{case.method} {case.path}: {response.status_code} {response.text[:300]}"
+            )
+
+        check()
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=30,
+)
+HOOKISH = st.fixed_dictionaries(
+    {
+        "hook": st.sampled_from(["patient-view", "order-select", "order-sign", "x"]),
+        "hookInstance": st.text(max_size=8),
+    },
+    optional={
+        "context": st.dictionaries(
+            st.sampled_from(["patientId", "userId", "draftOrders", "selections"]), JSON
+        ),
+        "prefetch": st.dictionaries(
+            st.sampled_from(["patient", "conditions", "observations", "medications", "carePlans"]), JSON
+        ),
+        "fhirServer": st.text(max_size=30),
+    },
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    body=JSON | HOOKISH,
+    target=st.sampled_from(["oi-management", "oi-order-select", "oi-order-sign"]),
+    feedback=st.booleans(),
+)
+def test_random_json_bodies(service: str, body: Any, target: str, feedback: bool) -> None:
+    url = f"{service}/cds-services/{target}" + ("/feedback" if feedback else "")
+    content = json.dumps(body)
+    response = httpx.post(url, content=content, headers={"Content-Type": "application/json"}, timeout=10)
+    assert response.status_code in {200, 400, 412}, response.text[:300]
+    if response.status_code != 200:
+        assert response.json()["resourceType"] == "OperationOutcome"
