@@ -1,5 +1,8 @@
 """Structural validation: cheap, always on, for every field the rules read.
 
+Messages name the resource and the field, never the offending value: a birth date or an
+identifier must not come back in an error body or a log line.
+
 It checks the JSON shape, ``resourceType``, and the type and format of each field the
 definitions read (dates, codings, references, quantities) and names the resource and field in
 its error. Unknown fields are tolerated: this is not full FHIR validation (see strict.py).
@@ -35,7 +38,7 @@ def _date(value: Any) -> str | None:
     try:
         dates.parse_date(value)
     except ValueError:
-        return f"{value!r} is not a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD)"
+        return "is not a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD)"
     return None
 
 
@@ -45,13 +48,13 @@ def _datetime(value: Any) -> str | None:
     try:
         dates.parse_datetime(value)
     except ValueError:
-        return f"{value!r} is not a FHIR dateTime"
+        return "is not a FHIR dateTime"
     return None
 
 
 def _instant(value: Any) -> str | None:
     if not isinstance(value, str) or not dates.is_instant(value):
-        return f"{value!r} is not a FHIR instant"
+        return "is not a FHIR instant (date, time and time zone)"
     return _datetime(value)
 
 
@@ -209,7 +212,7 @@ def validate_resource(resource: Any, where: str = "resource") -> JSON:
         raise PlanInputError(f"{where} has no resourceType", code="structure")
     rid = resource.get("id")
     if rid is not None and (not isinstance(rid, str) or not _ID.match(rid)):
-        raise PlanInputError(f"id {rid!r} is not a valid FHIR id", resource_type=rtype, path=f"{rtype}.id")
+        raise PlanInputError("is not a valid FHIR id", resource_type=rtype, path=f"{rtype}.id")
     for field, check in SCHEMAS.get(rtype, {}).items():
         if field in resource:
             problem = check(resource[field])

@@ -97,6 +97,8 @@ def test_prefetch_classes(service: str, change: Any, status: int) -> None:
     if status != 200:
         assert _outcome(response)
         assert "Example" not in response.text  # no patient data in errors
+        assert "not-a-date" not in response.text
+        assert "someone-else" not in response.text
 
 
 def test_best_effort_keys_are_reported(service: str) -> None:
