@@ -82,9 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.knowledge = knowledge
     app.state.registry = registry()
     errors.install(app)
-    # innermost first: CORS(RequestLog(HookConcurrencyLimit(app))), so a shed 503 is logged
-    # and still carries the CORS headers
-    app.add_middleware(HookConcurrencyLimit, limit=settings.max_concurrent_hooks)
+    # innermost first: HookConcurrencyLimit(CORS(RequestLog(app))): refusing must stay cheap
+    # under overload, so the limiter is outermost and adds its own CORS header
     app.add_middleware(RequestLog, services=set(app.state.registry))
     app.add_middleware(
         CORSMiddleware,
@@ -92,6 +91,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type", "Accept"],
         max_age=600,
+    )
+    app.add_middleware(
+        HookConcurrencyLimit,
+        limit=settings.max_concurrent_hooks,
+        cors_origins=settings.cors_origins,
+        any_origin=settings.demo,
     )
     for router in (health.router, services.router, feedback.router, admin.router, observe.router):
         app.include_router(router)

@@ -19,6 +19,7 @@ CARDS = Counter("oi_cds_cards_total", "Cards returned, by recommendation key", [
 PRECONDITION_FAILED = Counter("oi_cds_precondition_failed_total", "412 answers, by reason", ["reason"])
 FHIR_CALLS = Counter("oi_cds_fhir_requests_total", "FHIR fallback requests, by outcome", ["outcome"])
 FHIR_LATENCY = Histogram("oi_cds_fhir_request_seconds", "FHIR fallback request duration")
+SHED = Counter("oi_cds_shed_total", "Hook calls refused with 503 (over OI_CDS_MAX_CONCURRENT_HOOKS)")
 JWT_REJECTED = Counter("oi_cds_jwt_rejections_total", "Rejected CDS Hooks JWTs, by reason", ["reason"])
 
 ENDPOINTS = {"cds-services": "discovery", "feedback": "feedback", "admin": "admin", "metrics": "metrics"}

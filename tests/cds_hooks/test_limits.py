@@ -58,12 +58,14 @@ def test_overload_is_shed_and_admitted_latency_stays_bounded(limited: str) -> No
     async def client(http: httpx.AsyncClient, until: float) -> None:
         while time.monotonic() < until:
             started = time.monotonic()
-            response = await http.post(url, json=body)
+            response = await http.post(url, json=body, headers={"Origin": "http://localhost:8080"})
             statuses.append(response.status_code)
             if response.status_code == 200:
                 admitted.append(time.monotonic() - started)
             elif response.status_code == 503:
                 retry_after.add(response.headers.get("retry-after", ""))
+                assert response.headers["access-control-allow-origin"] == "*"
+                assert response.json()["resourceType"] == "OperationOutcome"
 
     async def run() -> None:
         limits = httpx.Limits(max_connections=40, max_keepalive_connections=40)
