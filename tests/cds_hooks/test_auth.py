@@ -293,3 +293,19 @@ def test_metrics_need_a_token_and_count_rejections(secured: str) -> None:
     _get(secured, ES.token(secured + "/cds-services", "https://evil.test"))
     text = _get(secured, ES.token(secured + "/metrics"), "/metrics").text
     assert 'oi_cds_jwt_rejections_total{reason="issuer not trusted"}' in text
+
+
+def test_every_route_but_health_requires_the_jwt(secured: str) -> None:
+    """A guard for routes added later (the FHIR face included): every operation in the
+    OpenAPI document answers 401 without a token, except the health checks."""
+    schema = httpx.get(secured + "/openapi.json").json()
+    checked = 0
+    for path, operations in schema["paths"].items():
+        if path in ("/healthz", "/readyz"):
+            continue
+        url = secured + path.replace("{service_id}", "oi-management")
+        for method in operations:
+            response = httpx.request(method.upper(), url, json={} if method == "post" else None)
+            assert response.status_code == 401, f"{method.upper()} {path}: {response.status_code}"
+            checked += 1
+    assert checked >= 5
