@@ -22,7 +22,7 @@ from services.cds_hooks.limits import HookConcurrencyLimit
 from services.cds_hooks.logs import RequestLog
 from services.cds_hooks.models import HookRequest
 from services.cds_hooks.registry import HookEnv, registry
-from services.cds_hooks.routers import admin, feedback, health, observe, services
+from services.cds_hooks.routers import admin, feedback, fhir, health, observe, services
 from services.cds_hooks.store import FeedbackStore
 from services.plan_builder import Planner, load_knowledge
 from services.plan_builder.orders import OrderChecker
@@ -98,7 +98,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cors_origins=settings.cors_origins,
         any_origin=settings.demo,
     )
-    for router in (health.router, services.router, feedback.router, admin.router, observe.router):
+    for router in (
+        health.router,
+        services.router,
+        feedback.router,
+        admin.router,
+        observe.router,
+        fhir.router,
+    ):
         app.include_router(router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
-from services.plan_builder.bundle import SplitBundle, split_bundle
+from services.plan_builder.bundle import PatientGroup, SplitBundle, split_bundle
 from services.plan_builder.errors import PlanInputError, operation_outcome
 from services.plan_builder.planner import Planner
 from services.plan_builder.structural import validate_resource
@@ -77,35 +77,34 @@ def plan_bundle(doc: Any, planner: Planner, at: date, strict: bool = False) -> I
     return _outcomes(split_bundle(doc, validate), planner, at, strict)
 
 
+def plan_group(group: PatientGroup, planner: Planner, at: date, strict: bool = False) -> Outcome:
+    """One patient's outcome: its CarePlan, an information outcome (no OI), or its errors."""
+    if group.problems:
+        return Outcome("error", group.ref, _patient_outcome(group.ref, group.problems))
+    try:
+        result = planner.plan(group.patient, group.resources, at, patient_ref=group.ref)
+    except PlanInputError as exc:
+        return Outcome("error", group.ref, _patient_outcome(group.ref, [exc]))
+    if result.careplan is None:
+        info = {
+            "severity": "information",
+            "code": "informational",
+            "diagnostics": f"{group.ref}: no osteogenesis imperfecta diagnosis; no CarePlan",
+        }
+        return Outcome("not-oi", group.ref, operation_outcome([info]))
+    if strict:
+        from services.plan_builder.strict import validate_strict
+
+        validate_strict(result.careplan, "the produced CarePlan")
+    return Outcome("careplan", group.ref, result.careplan)
+
+
+def orphan_outcome(problem: PlanInputError) -> Outcome:
+    return Outcome("orphan", None, operation_outcome([problem.to_issue()]))
+
+
 def _outcomes(split: SplitBundle, planner: Planner, at: date, strict: bool) -> Iterator[Outcome]:
     for group in split.groups:
-        if group.problems:
-            yield Outcome("error", group.ref, _patient_outcome(group.ref, group.problems))
-            continue
-        try:
-            result = planner.plan(group.patient, group.resources, at, patient_ref=group.ref)
-        except PlanInputError as exc:
-            yield Outcome("error", group.ref, _patient_outcome(group.ref, [exc]))
-            continue
-        if result.careplan is None:
-            yield Outcome(
-                "not-oi",
-                group.ref,
-                operation_outcome(
-                    [
-                        {
-                            "severity": "information",
-                            "code": "informational",
-                            "diagnostics": f"{group.ref}: no osteogenesis imperfecta diagnosis; no CarePlan",
-                        }
-                    ]
-                ),
-            )
-            continue
-        if strict:
-            from services.plan_builder.strict import validate_strict
-
-            validate_strict(result.careplan, "the produced CarePlan")
-        yield Outcome("careplan", group.ref, result.careplan)
+        yield plan_group(group, planner, at, strict)
     for orphan in split.orphans:
-        yield Outcome("orphan", None, operation_outcome([orphan.to_issue()]))
+        yield orphan_outcome(orphan)

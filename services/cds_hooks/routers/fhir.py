@@ -1,0 +1,218 @@
+"""The FHIR face (R4) for integration engines: the knowledge artifacts, and $apply on the OI
+PlanDefinition for one patient (Parameters), many (a Bundle) or a stream (NDJSON)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+from fastapi import APIRouter, Depends, Request, Response
+
+from services.cds_hooks.body import JSON_TYPES, json_object, read_json
+from services.cds_hooks.deps import KnowledgeDep, ServicesDep, require_jwt
+from services.cds_hooks.errors import BadRequest, CdsError, NotFound, UnsupportedMediaType
+from services.plan_builder import PlanInputError
+from services.plan_builder.batch import plan_bundle, plan_group
+from services.plan_builder.bundle import split_bundle
+from services.plan_builder.errors import operation_outcome
+from services.plan_builder.stream import PatientStream, ndjson_line
+from services.plan_builder.structural import validate_resource
+
+router = APIRouter(prefix="/fhir", tags=["FHIR"], dependencies=[Depends(require_jwt)])
+FHIR_JSON = "application/fhir+json"
+NDJSON_TYPES = ("application/fhir+ndjson", "application/x-ndjson", "application/ndjson")
+ARTIFACTS = ("PlanDefinition", "ActivityDefinition", "CodeSystem", "ValueSet", "StructureDefinition")
+MAX_LINE_BYTES = 1_000_000
+
+
+class NdjsonResponse(Response):
+    """Streams lines while the request body is still being read.
+
+    Starlette's StreamingResponse listens for a client disconnect on `receive`, which is the
+    channel the request body arrives on: reading the body inside its iterator would hang.
+    """
+
+    media_type = "application/fhir+ndjson"
+
+    def __init__(self, lines: AsyncIterator[bytes]) -> None:
+        super().__init__(content=None, media_type=self.media_type)
+        self.lines = lines
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
+        await send({"type": "http.response.start", "status": self.status_code, "headers": headers})
+        async for line in self.lines:
+            await send({"type": "http.response.body", "body": line, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def fhir(body: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type=FHIR_JSON)
+
+
+@router.get("/metadata", summary="CapabilityStatement")
+async def metadata(knowledge: KnowledgeDep) -> Response:
+    plan = knowledge.management
+    resources: list[dict[str, Any]] = [
+        {"type": t, "interaction": [{"code": "read"}, {"code": "search-type"}]} for t in ARTIFACTS
+    ]
+    resources[0]["operation"] = [
+        {"name": "apply", "definition": "http://hl7.org/fhir/OperationDefinition/PlanDefinition-apply"}
+    ]
+    return fhir(
+        {
+            "resourceType": "CapabilityStatement",
+            "status": "active",
+            "date": "2026-11-25",
+            "kind": "instance",
+            "software": {"name": "OI-CDS", "version": plan.version},
+            "implementation": {"description": "OI-CDS FHIR face: knowledge artifacts and $apply"},
+            "fhirVersion": "4.0.1",
+            "format": ["json", "application/fhir+ndjson"],
+            "rest": [{"mode": "server", "resource": resources}],
+        }
+    )
+
+
+def _artifact_type(resource_type: str) -> str:
+    if resource_type not in ARTIFACTS:
+        raise NotFound(f"this server serves {', '.join(ARTIFACTS)} only")
+    return resource_type
+
+
+@router.get("/{resource_type}", summary="All artifacts of a type (searchset)")
+async def search(resource_type: str, knowledge: KnowledgeDep) -> Response:
+    found = knowledge.by_type(_artifact_type(resource_type))
+    return fhir(
+        {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "total": len(found),
+            "entry": [{"resource": r} for r in found],
+        }
+    )
+
+
+@router.get("/{resource_type}/{rid}", summary="Read a knowledge artifact")
+async def read(resource_type: str, rid: str, knowledge: KnowledgeDep) -> Response:
+    resource = knowledge.get(_artifact_type(resource_type), rid)
+    if resource is None:
+        raise NotFound(f"no {resource_type}/{rid}")
+    return fhir(resource)
+
+
+def _evaluation_date(request: Request, timezone: str, parameters: dict[str, Any] | None = None) -> date:
+    text = request.query_params.get("evaluationDate")
+    for parameter in (parameters or {}).get("parameter") or ():
+        if isinstance(parameter, dict) and parameter.get("name") == "evaluationDate":
+            text = parameter.get("valueDate") or parameter.get("valueDateTime", "")[:10]
+    if text:
+        try:
+            return date.fromisoformat(text)
+        except ValueError as exc:
+            raise BadRequest("evaluationDate must be a date (YYYY-MM-DD)") from exc
+    return datetime.now(ZoneInfo(timezone)).date()
+
+
+def _strict(request: Request) -> bool:
+    return request.query_params.get("strict", "false").lower() in ("1", "true", "yes")
+
+
+@router.post("/PlanDefinition/oi-management/$apply", summary="$apply the OI PlanDefinition")
+async def apply(request: Request, deps: ServicesDep) -> Response:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    strict = _strict(request)
+    planner = deps.env.planner
+    if content_type in NDJSON_TYPES:
+        at = _evaluation_date(request, deps.settings.timezone)
+        return NdjsonResponse(_stream(request, PatientStream(planner, at, strict)))
+    if content_type not in JSON_TYPES:
+        raise UnsupportedMediaType(
+            "Content-Type must be application/fhir+json (Parameters or Bundle) or application/fhir+ndjson"
+        )
+    body = json_object(await read_json(request, deps.settings.max_body_bytes), "the $apply body")
+    rtype = body.get("resourceType")
+    if rtype == "Parameters":
+        return _apply_parameters(body, _evaluation_date(request, deps.settings.timezone, body), strict, deps)
+    if rtype == "Bundle":
+        at = _evaluation_date(request, deps.settings.timezone)
+        try:
+            outcomes = plan_bundle(body, planner, at, strict=strict)
+        except PlanInputError as exc:
+            raise BadRequest(exc.describe()) from exc
+        entries = [{"resource": o.resource} for o in outcomes]
+        return fhir({"resourceType": "Bundle", "type": "collection", "entry": entries})
+    raise BadRequest(f"$apply takes a Parameters or a Bundle resource, not {rtype!r}")
+
+
+def _apply_parameters(body: dict[str, Any], at: date, strict: bool, deps: Any) -> Response:
+    subject = data = None
+    for parameter in body.get("parameter") or ():
+        if not isinstance(parameter, dict):
+            continue
+        if parameter.get("name") == "subject":
+            subject = parameter.get("valueString") or (parameter.get("valueReference") or {}).get("reference")
+        elif parameter.get("name") == "data":
+            data = parameter.get("resource")
+    if not isinstance(subject, str) or not subject.startswith("Patient/"):
+        raise BadRequest("parameter 'subject' must be a Patient reference (Patient/<id>)")
+    if not isinstance(data, dict):
+        raise BadRequest("parameter 'data' must hold a Bundle with the patient's resources")
+    validate = validate_resource
+    if strict:
+        from services.plan_builder.strict import validate_strict
+
+        validate = validate_strict
+    try:
+        split = split_bundle(data, validate)
+    except PlanInputError as exc:
+        raise BadRequest(f"parameter 'data': {exc.describe()}") from exc
+    group = next((g for g in split.groups if g.ref == subject), None)
+    if group is None:
+        raise BadRequest(f"parameter 'data' holds no {subject}")
+    outcome = plan_group(group, deps.env.planner, at, strict)
+    if outcome.kind == "error":
+        status = 422 if strict else 400
+        raise CdsError(outcome.resource["issue"][0]["diagnostics"], status=status, code="processing")
+    return fhir(outcome.resource)
+
+
+async def _stream(request: Request, stream: PatientStream) -> AsyncIterator[bytes]:
+    """Lines in, one line per patient out, as they complete: memory bounded by one patient."""
+    pending = b""
+    number = 0
+    async for chunk in request.stream():
+        pending += chunk
+        lines = pending.split(b"\n")
+        pending = lines.pop()
+        if len(pending) > MAX_LINE_BYTES:
+            yield ndjson_line(_line_too_long(number + 1))
+            return
+        for line in lines:
+            number += 1
+            if len(line) > MAX_LINE_BYTES:
+                yield ndjson_line(_line_too_long(number))
+                return
+            for outcome in stream.feed(line, number):
+                yield ndjson_line(outcome.resource)
+    if pending.strip():
+        number += 1
+        for outcome in stream.feed(pending, number):
+            yield ndjson_line(outcome.resource)
+    for outcome in stream.close():
+        yield ndjson_line(outcome.resource)
+
+
+def _line_too_long(number: int) -> dict[str, Any]:
+    return operation_outcome(
+        [
+            {
+                "severity": "fatal",
+                "code": "too-long",
+                "diagnostics": f"line {number} is over {MAX_LINE_BYTES} bytes; stream stopped",
+            }
+        ]
+    )
