@@ -28,7 +28,9 @@ class FeedbackStore:
         self.keys = KeyDecoder(keys)
         dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
         # idempotent on card + outcome + outcomeTimestamp: a repeated item is not an error
-        self._insert = dialect.insert(feedback).on_conflict_do_nothing()
+        # RETURNING counts what was new on every backend (rowcount of an executemany is not
+        # reliable on PostgreSQL)
+        self._insert = dialect.insert(feedback).on_conflict_do_nothing().returning(feedback.c.id)
 
     def _record(self, service_id: str, items: Sequence[Feedback]) -> int:
         now = datetime.now(UTC)
@@ -52,8 +54,7 @@ class FeedbackStore:
                 }
             )
         with self.engine.begin() as connection:
-            result = connection.execute(self._insert, rows)
-        return int(result.rowcount or 0)
+            return len(connection.execute(self._insert, rows).all())
 
     async def record(self, service_id: str, items: Sequence[Feedback]) -> int:
         return await run_in_threadpool(self._record, service_id, items)
