@@ -3,6 +3,7 @@ project's machines, so the images are not built here (README says so)."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -73,9 +74,7 @@ def test_compose_environment_matches_settings() -> None:
         }
     )
     assert settings.auth_required
-    issuers = Settings.model_validate(
-        {"trusted_issuers": __import__("json").loads(env["OI_CDS_TRUSTED_ISSUERS"])}
-    )
+    issuers = Settings.model_validate({"trusted_issuers": json.loads(env["OI_CDS_TRUSTED_ISSUERS"])})
     assert issuers.trusted_issuers  # the dev issuer's key set is the mounted file
 
 
