@@ -14,8 +14,12 @@ from tools.regenerate_examples import write_requests
 
 ROOT = Path(__file__).parents[2]
 README = (ROOT / "README.md").read_text()
-# the demo-mode examples; the dev-token one is exercised by test_auth.py with the same commands
-CURLS = [line for line in README.splitlines() if line.startswith("curl ") and "$(" not in line]
+# the demo-mode examples (`make run`); the token ones are exercised by test_auth.py with the same commands
+CURLS = [
+    line
+    for line in README.splitlines()
+    if line.startswith("curl ") and "http://127.0.0.1:8000" in line and "$" not in line
+]
 
 
 def test_readme_has_curl_examples() -> None:
