@@ -39,7 +39,11 @@ def _parser() -> argparse.ArgumentParser:
             "in input order; problems confined to one patient become an OperationOutcome entry."
         ),
     )
-    plan.add_argument("file", help="the Bundle as a JSON file, or - for standard input")
+    plan.add_argument("file", nargs="?", help="the Bundle as a JSON file, or - for standard input")
+    plan.add_argument("--ndjson-dir", type=Path, help="a FHIR Bulk Data export folder (Patient.ndjson, ...)")
+    plan.add_argument(
+        "--out", type=Path, help="with --ndjson-dir: folder for CarePlan.ndjson and OperationOutcome.ndjson"
+    )
     plan.add_argument("--at", type=_date, help="evaluation date (default: today in OI_CDS_TIMEZONE)")
     plan.add_argument("--strict", action="store_true", help="full FHIR R4 validation of every resource")
     plan.add_argument(
@@ -77,6 +81,10 @@ def run_plan(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     if settings is None:
         return 2
     at = args.at or datetime.now(ZoneInfo(settings.timezone)).date()
+    if args.ndjson_dir is not None:
+        return _run_bulk(args, settings, at, err)
+    if args.file is None:
+        return _fail("give a Bundle file (or -) or --ndjson-dir with --out", err, "required")
     try:
         if args.file == "-":
             doc = json.load(sys.stdin)
@@ -106,6 +114,21 @@ def run_plan(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     out.write("\n]}\n")
     out.flush()
     err.write(summary.line() + "\n")
+    return 0
+
+
+def _run_bulk(args: argparse.Namespace, settings: Settings, at: date, err: IO[str]) -> int:
+    from services.bulk import plan_folder
+    from services.plan_builder import Planner, load_knowledge
+
+    if args.out is None:
+        return _fail("--ndjson-dir needs --out", err, "required")
+    if not args.ndjson_dir.is_dir() or not any(args.ndjson_dir.glob("*.ndjson")):
+        return _fail(f"{args.ndjson_dir} is not a folder of .ndjson files", err, "not-found")
+    result = plan_folder(
+        args.ndjson_dir, args.out, Planner(load_knowledge(), settings.plan), at, progress=err
+    )
+    err.write(result.summary.line() + "\n")
     return 0
 
 

@@ -1,0 +1,141 @@
+"""`oi-cds plan --ndjson-dir`: a FHIR Bulk Data export folder (one NDJSON file per type) in,
+CarePlan.ndjson and OperationOutcome.ndjson out.
+
+Bulk exports group resources by type, not by patient, so they are joined through an on-disk
+SQLite index (a temporary file): memory stays bounded by one patient whatever the export size.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import IO
+
+from services.plan_builder.batch import Outcome, Summary, orphan_outcome, plan_group
+from services.plan_builder.bundle import PatientGroup, normalize_patient_ref
+from services.plan_builder.errors import PlanInputError
+from services.plan_builder.planner import Planner
+from services.plan_builder.structural import READ_TYPES, validate_resource
+
+_BATCH = 5_000
+
+
+@dataclass
+class BulkResult:
+    summary: Summary
+    files: dict[str, Path]
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if line.strip():
+                yield number, line
+
+
+def _index(folder: Path, db: sqlite3.Connection) -> list[PlanInputError]:
+    """Patients (in file order) and every other readable resource keyed by its patient."""
+    problems: list[PlanInputError] = []
+    db.execute("CREATE TABLE patient (ref TEXT PRIMARY KEY, seq INTEGER, body TEXT)")
+    db.execute("CREATE TABLE resource (ref TEXT, body TEXT, source TEXT)")
+    seq = 0
+    files = sorted(folder.glob("*.ndjson"))
+    patient_files = [f for f in files if f.name.startswith("Patient")]
+    for path in patient_files + [f for f in files if f not in patient_files]:
+        rows: list[tuple[str, ...]] = []
+        for number, line in _lines(path):
+            where = f"{path.name} line {number}"
+            try:
+                resource = json.loads(line)
+            except ValueError:
+                problems.append(PlanInputError(f"{where} is not JSON", path=where, code="structure"))
+                continue
+            if not isinstance(resource, dict):
+                problems.append(PlanInputError(f"{where} is not a JSON object", path=where, code="structure"))
+                continue
+            rtype = resource.get("resourceType")
+            if rtype == "Patient":
+                rid = resource.get("id")
+                if not isinstance(rid, str):
+                    problems.append(PlanInputError(f"{where}: Patient has no id", path=where))
+                    continue
+                seq += 1
+                db.execute("INSERT OR IGNORE INTO patient VALUES (?, ?, ?)", (f"Patient/{rid}", seq, line))
+                continue
+            if rtype not in READ_TYPES:
+                continue
+            subject = resource.get("subject") or resource.get("patient")
+            reference = subject.get("reference") if isinstance(subject, dict) else None
+            ref = normalize_patient_ref(reference) if isinstance(reference, str) else ""
+            rows.append((ref, line, where))
+            if len(rows) >= _BATCH:
+                db.executemany("INSERT INTO resource VALUES (?, ?, ?)", rows)
+                rows.clear()
+        db.executemany("INSERT INTO resource VALUES (?, ?, ?)", rows)
+    db.execute("CREATE INDEX resource_ref ON resource (ref)")
+    for ref, where in db.execute(
+        "SELECT resource.ref, resource.source FROM resource LEFT JOIN patient ON patient.ref = resource.ref "
+        "WHERE patient.ref IS NULL"
+    ):
+        target = ref or "no patient"
+        problems.append(
+            PlanInputError(
+                f"{where} refers to {target}, which is not a Patient in the export",
+                path=where,
+                code="not-found",
+            )
+        )
+    db.commit()
+    return problems
+
+
+def _groups(db: sqlite3.Connection) -> Iterator[PatientGroup]:
+    reader = db.cursor()
+    for ref, seq, body in db.execute("SELECT ref, seq, body FROM patient ORDER BY seq"):
+        group = PatientGroup(seq, json.loads(body), ref)
+        try:
+            validate_resource(group.patient, f"{ref}")
+        except PlanInputError as exc:
+            group.problems.append(exc)
+        for line, where in reader.execute("SELECT body, source FROM resource WHERE ref = ?", (ref,)):
+            try:
+                group.resources.append(validate_resource(json.loads(line), where))
+            except PlanInputError as exc:
+                group.problems.append(exc)
+        yield group
+
+
+def plan_folder(
+    folder: Path, out: Path, planner: Planner, at: date, progress: IO[str] | None = None
+) -> BulkResult:
+    from tqdm import tqdm
+
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"CarePlan": out / "CarePlan.ndjson", "OperationOutcome": out / "OperationOutcome.ndjson"}
+    summary = Summary()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = sqlite3.connect(Path(tmp) / "index.sqlite3")
+        try:
+            orphans = _index(folder, db)
+            total = db.execute("SELECT COUNT(*) FROM patient").fetchone()[0]
+            with files["CarePlan"].open("w") as careplans, files["OperationOutcome"].open("w") as outcomes:
+                bar = tqdm(total=total, unit="patient", file=progress, disable=progress is None)
+                for group in _groups(db):
+                    outcome: Outcome = plan_group(group, planner, at)
+                    summary.add(outcome)
+                    target = careplans if outcome.kind == "careplan" else outcomes
+                    target.write(json.dumps(outcome.resource, separators=(",", ":")) + "\n")
+                    bar.update(1)
+                bar.close()
+                for problem in orphans:
+                    orphan = orphan_outcome(problem)
+                    summary.add(orphan)
+                    outcomes.write(json.dumps(orphan.resource, separators=(",", ":")) + "\n")
+        finally:
+            db.close()
+    return BulkResult(summary, files)
