@@ -158,3 +158,18 @@ def test_apply_ndjson_stream(service: str) -> None:
 def test_fhir_face_needs_no_token_in_demo_but_is_guarded(service: str) -> None:
     # (with auth required, test_auth.py's guard test covers /fhir like every route)
     assert httpx.get(service + "/fhir/metadata").status_code == 200
+
+
+def test_large_ndjson_stream_with_a_client_that_sends_everything_first(service: str) -> None:
+    """Most clients write the whole body before reading: the answer must not block on them."""
+    from tests.plan_builder.test_stream import _lines
+
+    body = b"".join(line + b"\n" for line in _lines(3_000))  # answers far beyond socket buffers
+    response = httpx.post(
+        service + APPLY + "?evaluationDate=2026-06-01",
+        content=body,
+        timeout=60,
+        headers={"Content-Type": "application/fhir+ndjson"},
+    )
+    assert response.status_code == 200
+    assert len(response.text.splitlines()) == 3_000

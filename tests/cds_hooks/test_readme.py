@@ -18,7 +18,10 @@ README = (ROOT / "README.md").read_text()
 CURLS = [
     line
     for line in README.splitlines()
-    if line.startswith("curl ") and "http://127.0.0.1:8000" in line and "$" not in line
+    if line.startswith("curl ")
+    and "http://127.0.0.1:8000" in line
+    and "$(" not in line
+    and "$TOKEN" not in line
 ]
 
 

@@ -3,6 +3,7 @@ PlanDefinition for one patient (Parameters), many (a Bundle) or a stream (NDJSON
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import AsyncIterator
 from datetime import date, datetime
 from typing import Any
@@ -29,7 +30,7 @@ MAX_LINE_BYTES = 1_000_000
 
 
 class NdjsonResponse(Response):
-    """Streams lines while the request body is still being read.
+    """Streams lines produced from a request body that is read inside the iterator.
 
     Starlette's StreamingResponse listens for a client disconnect on `receive`, which is the
     channel the request body arrives on: reading the body inside its iterator would hang.
@@ -181,7 +182,21 @@ def _apply_parameters(body: dict[str, Any], at: date, strict: bool, deps: Any) -
 
 
 async def _stream(request: Request, stream: PatientStream) -> AsyncIterator[bytes]:
-    """Lines in, one line per patient out, as they complete: memory bounded by one patient."""
+    """Lines in, one line per patient out, memory bounded by one patient.
+
+    Outcomes are spooled (to disk past 1 MB) while the body is read and sent once it has been
+    read: a client that writes its whole body before reading the answer (most do) would
+    otherwise deadlock against a server that answers while it reads.
+    """
+    with tempfile.SpooledTemporaryFile(max_size=1_000_000) as spool:
+        async for line in _outcome_lines(request, stream):
+            spool.write(line)
+        spool.seek(0)
+        while chunk := spool.read(64 * 1024):
+            yield chunk
+
+
+async def _outcome_lines(request: Request, stream: PatientStream) -> AsyncIterator[bytes]:
     pending = b""
     number = 0
     async for chunk in request.stream():
