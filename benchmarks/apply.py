@@ -89,6 +89,38 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        # Bulk Data folder through the CLI, first: RUSAGE_CHILDREN then holds only its peak
+        export = folder / "export"
+        export.mkdir()
+        handles = {}
+        for group in patients(args.patients):
+            for r in group:
+                fh = handles.get(r["resourceType"]) or handles.setdefault(
+                    r["resourceType"], (export / f"{r['resourceType']}.ndjson").open("w")
+                )
+                fh.write(json.dumps(r) + "\n")
+        for fh in handles.values():
+            fh.close()
+        started = time.perf_counter()
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "services.cli",
+                "plan",
+                "--at",
+                "2026-06-01",
+                "--ndjson-dir",
+                str(export),
+                "--out",
+                str(folder / "out"),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        elapsed = time.perf_counter() - started
+        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        rows.append(("Bulk folder (CLI, incl. start-up)", args.patients, elapsed, rss))
         # one Bundle
         entries = [{"resource": r} for group in patients(args.patients) for r in group]
         body = json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries}).encode()
@@ -132,38 +164,6 @@ def main() -> int:
             finally:
                 proc.terminate()
                 proc.wait()
-        # Bulk Data folder through the CLI
-        export = folder / "export"
-        export.mkdir()
-        handles = {}
-        for group in patients(args.patients):
-            for r in group:
-                fh = handles.get(r["resourceType"]) or handles.setdefault(
-                    r["resourceType"], (export / f"{r['resourceType']}.ndjson").open("w")
-                )
-                fh.write(json.dumps(r) + "\n")
-        for fh in handles.values():
-            fh.close()
-        started = time.perf_counter()
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "services.cli",
-                "plan",
-                "--at",
-                "2026-06-01",
-                "--ndjson-dir",
-                str(export),
-                "--out",
-                str(folder / "out"),
-            ],
-            check=True,
-            capture_output=True,
-        )
-        elapsed = time.perf_counter() - started
-        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        rows.append(("Bulk folder (CLI, incl. start-up)", args.patients, elapsed, rss))
     print("| form | patients | seconds | patients/s | peak RSS (MiB) |\n|---|---|---|---|---|")
     for form, count, seconds, rss in rows:
         print(f"| {form} | {count} | {seconds:.1f} | {count / seconds:.0f} | {rss:.0f} |")
