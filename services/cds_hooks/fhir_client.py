@@ -53,6 +53,12 @@ class FhirClient:
         self.max_bytes = max_bytes
         self.max_entries = max_entries
 
+    def with_allowed(self, extra: list[str]) -> FhirClient:
+        """The same pooled client, with more allow-listed bases (the demo server's own URLs)."""
+        return FhirClient(
+            self.http, [*self.allowlist, *extra], self.max_pages, self.max_bytes, self.max_entries
+        )
+
     def usable(self, server: str | None) -> bool:
         return bool(server) and allowed(str(server), self.allowlist)
 

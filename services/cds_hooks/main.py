@@ -6,7 +6,9 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 from fastapi import FastAPI
@@ -17,12 +19,13 @@ from services.cds_hooks import errors
 from services.cds_hooks.auth import DatabaseReplayCache, KeySets, RedisReplayCache, Verifier
 from services.cds_hooks.config import Settings
 from services.cds_hooks.db import make_engine, migrate
+from services.cds_hooks.demo import DemoStore
 from services.cds_hooks.fhir_client import FhirClient
 from services.cds_hooks.limits import HookConcurrencyLimit
 from services.cds_hooks.logs import RequestLog
 from services.cds_hooks.models import HookRequest
 from services.cds_hooks.registry import HookEnv, registry
-from services.cds_hooks.routers import admin, feedback, fhir, health, observe, services
+from services.cds_hooks.routers import admin, demo_fhir, feedback, fhir, health, observe, services
 from services.cds_hooks.store import FeedbackStore
 from services.plan_builder import Planner, load_knowledge
 from services.plan_builder.orders import OrderChecker
@@ -107,6 +110,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         fhir.router,
     ):
         app.include_router(router)
+    if settings.demo:
+        app.state.demo = DemoStore(datetime.now(ZoneInfo(settings.timezone)).date())
+        app.include_router(demo_fhir.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

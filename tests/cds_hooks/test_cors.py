@@ -69,3 +69,7 @@ def test_configured_origins_only_outside_demo(strict_cors: str) -> None:
     assert good.headers["access-control-allow-origin"] == "https://ehr.example.org"
     bad = httpx.get(strict_cors + "/cds-services", headers={"Origin": "https://evil.example.com"})
     assert "access-control-allow-origin" not in bad.headers
+
+
+def test_demo_fhir_is_off_outside_demo_mode(strict_cors: str) -> None:
+    assert httpx.get(strict_cors + "/demo-fhir/Patient").status_code == 404

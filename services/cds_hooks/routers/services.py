@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -36,6 +37,16 @@ async def discovery(services: RegistryDep) -> Response:
     return json_response(Discovery(services=[s.discovery() for s in services.values()]).wire())
 
 
+def demo_fhir_bases(request: Request, public_base_url: str | None) -> list[str]:
+    port = request.url.port
+    suffix = f":{port}" if port else ""
+    bases = [f"{request.url.scheme}://{host}{suffix}/demo-fhir" for host in ("127.0.0.1", "localhost")]
+    bases.append(str(request.base_url).rstrip("/") + "/demo-fhir")
+    if public_base_url:
+        bases.append(public_base_url.rstrip("/") + "/demo-fhir")
+    return bases
+
+
 def service_of(services: dict[str, ServiceDefinition], service_id: str) -> ServiceDefinition:
     service = services.get(service_id)
     if service is None:
@@ -67,10 +78,16 @@ async def call_service(service_id: str, request: Request, deps: ServicesDep) -> 
     except ValidationError as exc:
         raise BadRequest(first_error(exc, "invalid context")) from exc
     at = datetime.now(ZoneInfo(deps.settings.timezone)).date()
+    env = deps.env
+    if deps.settings.demo:
+        # the demo FHIR server is allow-listed under whatever host the service is reached by
+        env = replace(
+            env, fhir=env.fhir.with_allowed(demo_fhir_bases(request, deps.settings.public_base_url))
+        )
     try:
         # a slow FHIR server never holds the call past its deadline
         cards = await asyncio.wait_for(
-            service.handler(hook_request, context, at, deps.env), deps.settings.hook_deadline_s
+            service.handler(hook_request, context, at, env), deps.settings.hook_deadline_s
         )
     except TimeoutError as exc:
         metrics.PRECONDITION_FAILED.labels("deadline").inc()
