@@ -23,11 +23,12 @@ REQUESTS = Path(__file__).parent.parent / "docs" / "examples"
 
 def write_requests(folder: Path = REQUESTS) -> None:
     """The hook requests the README's curl examples post (docs/examples/)."""
-    from services.cds_hooks.examples import order_select_example, patient_view_example
+    from services.cds_hooks.examples import order_select_example, order_sign_example, patient_view_example
 
     for name, body in (
         ("patient-view.json", patient_view_example()),
         ("order-select.json", order_select_example()),
+        ("order-sign.json", order_sign_example()),
     ):
         (folder / name).write_text(json.dumps(body, indent=2) + "\n")
         print(f"wrote {folder / name}")

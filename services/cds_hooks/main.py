@@ -25,7 +25,7 @@ from services.cds_hooks.limits import HookConcurrencyLimit
 from services.cds_hooks.logs import RequestLog
 from services.cds_hooks.models import HookRequest
 from services.cds_hooks.registry import HookEnv, registry
-from services.cds_hooks.routers import admin, demo_fhir, feedback, fhir, health, observe, services
+from services.cds_hooks.routers import admin, demo_fhir, feedback, fhir, health, observe, services, tryit
 from services.cds_hooks.store import FeedbackStore
 from services.plan_builder import Planner, load_knowledge
 from services.plan_builder.orders import OrderChecker
@@ -113,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.demo:
         app.state.demo = DemoStore(datetime.now(ZoneInfo(settings.timezone)).date())
         app.include_router(demo_fhir.router)
+        app.include_router(tryit.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

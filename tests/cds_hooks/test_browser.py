@@ -1,0 +1,89 @@
+"""The try-it page in a real browser: headless Chromium (Debian's), driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = Path(__file__).parents[2] / "docs" / "img"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(
+            "Chromium is not installed (`make test` installs Debian's chromium with apt-get when run as root)"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+def _feedback_total(service: str) -> int:
+    return int(httpx.get(service + "/admin/feedback").json()["total"])
+
+
+def test_try_it_page(browser: Any, service: str) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(service + "/")
+    page.wait_for_selector("body[data-ready=true]")
+    page.select_option("#patient", "demo-cai")
+    page.wait_for_function("document.querySelector('#summary').textContent.includes('OI type III')")
+    assert "wheelchair" in page.inner_text("#facts")
+
+    page.click("#patient-view")
+    page.wait_for_selector(".card")
+    summary = page.locator(".card[data-topic=careplan-summary]")
+    assert "recommendations" in summary.locator(".summary").inner_text()
+    assert summary.locator(".detail strong").count() >= 5  # Markdown rendered, not shown raw
+    assert "**" not in summary.locator(".detail").inner_text()
+    assert page.locator(".card.warning[data-topic=fracture-care]").count() == 1
+    assert "OI management summary" in summary.locator(".source").inner_text()
+
+    before = _feedback_total(service)
+    summary.locator("button.suggestion").click()
+    page.wait_for_selector("#careplan-section:not([hidden])")
+    assert '"resourceType": "CarePlan"' in page.inner_text("#careplan")
+    page.wait_for_function("document.querySelector('#status').textContent.includes('feedback: HTTP 200')")
+    assert _feedback_total(service) == before + 1
+    if os.environ.get("OI_CDS_SCREENSHOTS"):
+        SHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SHOTS / "try-it-patient-view.png"), full_page=True)
+
+    page.select_option("#order", label="denosumab")
+    page.click("#order-select")
+    page.wait_for_selector(".card[data-topic=order-not-approved]")
+    assert "warning" in page.locator(".card[data-topic=order-not-approved]").get_attribute("class")
+
+    page.select_option("#patient", "demo-ada")
+    page.wait_for_function("document.querySelector('#summary').textContent.includes('OI type I,')")
+    page.select_option("#order", label="calcitonin")
+    page.click("#order-sign")
+    page.wait_for_selector(".card[data-topic=order-no-or-mixed-evidence]")
+    if os.environ.get("OI_CDS_SCREENSHOTS"):
+        page.screenshot(path=str(SHOTS / "try-it-order-sign.png"), full_page=True)
+    assert errors == []
+    page.close()
