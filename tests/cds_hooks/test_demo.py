@@ -117,3 +117,11 @@ def test_hooks_read_the_demo_fhir_server(service: str, host: str) -> None:
     assert response.status_code == 200, response.text
     assert_conformant_response(response.json())
     assert careplan_keys(response.json()) == EXPECTED["demo-cai"]
+
+
+def test_demo_fhir_post_search_and_care_plans(service: str) -> None:
+    """What the CDS Hooks Sandbox sends: POST _search (form-encoded) and a CarePlan search."""
+    response = httpx.post(service + "/demo-fhir/Condition/_search", data={"patient": "demo-cai"})
+    assert response.json()["total"] == 4
+    care_plans = httpx.get(service + "/demo-fhir/CarePlan?patient=demo-cai&instantiates-canonical=x").json()
+    assert care_plans["total"] == 0

@@ -3,6 +3,8 @@ patient searches with `_count` and `next` paging; CORS as for the rest of the se
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs
+
 from fastapi import APIRouter, Request, Response
 
 from services.cds_hooks.demo import SEARCHABLE, DemoStore
@@ -92,9 +94,21 @@ async def patient(pid: str, request: Request) -> Response:
 
 @router.get("/{resource_type}", summary="A demo patient's resources (?patient=)")
 async def search(resource_type: str, request: Request) -> Response:
+    return _search(resource_type, request, request.query_params.get("patient", ""))
+
+
+@router.post(
+    "/{resource_type}/_search", summary="The same search, form-encoded (the CDS Hooks Sandbox tries it first)"
+)
+async def search_post(resource_type: str, request: Request) -> Response:
+    form = parse_qs((await request.body()).decode("utf-8", "replace"))
+    return _search(resource_type, request, (form.get("patient") or [""])[0])
+
+
+def _search(resource_type: str, request: Request, patient: str) -> Response:
     if resource_type not in SEARCHABLE:
         raise NotFound(f"the demo server searches {', '.join(SEARCHABLE)} and Patient")
-    patient_id = request.query_params.get("patient", "").removeprefix("Patient/")
+    patient_id = patient.removeprefix("Patient/")
     if not patient_id:
         raise BadRequest("search by patient: ?patient=<id>")
     return _page(request, _store(request).search(resource_type, patient_id))
