@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 
 from benchmarks.conftest import vignette_patients
-from tests.servers import free_port
+from tests.servers import bench_command, free_port
 
 APPLY = "/fhir/PlanDefinition/oi-management/$apply?evaluationDate=2026-06-01"
 
@@ -56,20 +56,7 @@ def serve(folder: Path, tag: str) -> tuple[subprocess.Popen[bytes], str]:
         "OI_CDS_DATABASE_URL": f"sqlite:///{folder / f'{tag}.sqlite3'}",
         "OI_CDS_MAX_BODY_BYTES": str(500_000_000),  # the one-Bundle form is one large body
     }
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "services.cds_hooks.main:create_app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
+    command = bench_command(port)
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.load import request_body
-from tests.servers import free_port, uvicorn_server
+from tests.servers import bench_command, free_port, uvicorn_server
 
 
 def main() -> int:
@@ -44,20 +44,7 @@ def main() -> int:
                 "OI_CDS_MAX_CONCURRENT_HOOKS": str(cap),
                 "OI_CDS_DATABASE_URL": f"sqlite:///{folder / f'{cap}.sqlite3'}",
             }
-            command = [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "services.cds_hooks.main:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ]
+            command = bench_command(port)
             with uvicorn_server(command, port, folder / f"{cap}.log", env) as base:
                 out = subprocess.run(
                     [

@@ -24,7 +24,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from benchmarks.load import request_body
-from tests.servers import free_port, uvicorn_server
+from tests.servers import bench_command, free_port, uvicorn_server
 
 ISSUER = "https://bench-ehr.test"
 RATE_CEILING = 4000  # tokens minted per second of run: more than the service can take
@@ -108,20 +108,7 @@ def main() -> int:
                             jwt.encode(claims, key, algorithm=mode, headers={"kid": mode, "typ": "JWT"})
                             + "\n"
                         )
-            command = [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "services.cds_hooks.main:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ]
+            command = bench_command(port)
             with uvicorn_server(command, port, folder / f"{mode}.log", env):
                 results[mode] = _wrk(url, body, tokens, args.duration, folder)
     base = results["off"]

@@ -52,3 +52,23 @@ def uvicorn_server(
 
 def service_command(port: int) -> list[str]:
     return [sys.executable, "-m", "services.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+
+
+def bench_command(port: int, workers: int = 1) -> list[str]:
+    """The app under uvicorn as the benchmarks run it: no access log, warnings only."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "services.cds_hooks.main:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]

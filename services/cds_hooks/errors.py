@@ -14,6 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from services.cds_hooks import metrics
+
 log = logging.getLogger("oi_cds")
 
 _ISSUE_CODE = {
@@ -66,8 +68,6 @@ class Unauthorized(CdsError):
 
     def __init__(self, reason: str) -> None:
         challenge = f'Bearer error="invalid_token", error_description="{reason}"'
-        from services.cds_hooks import metrics
-
         metrics.JWT_REJECTED.labels(reason).inc()
         super().__init__(f"unauthorized: {reason}", headers={"WWW-Authenticate": challenge})
 
@@ -76,10 +76,6 @@ class PreconditionFailed(CdsError):
     """CDS Hooks' 412: the FHIR data the service needs could not be had."""
 
     status, code = 412, "incomplete"
-
-
-class ServiceUnavailable(CdsError):
-    status, code = 503, "transient"
 
 
 class PayloadTooLarge(CdsError):
