@@ -53,7 +53,8 @@ class Settings(BaseSettings):
         description="browser origins allowed by CORS (comma-separated; any in demo mode)",
     )
     public_base_url: str | None = Field(
-        None, description="the service's URL as EHRs see it (for JWT audience checks, not enforced yet)"
+        None,
+        description="the service's URL as EHRs see it: the JWT audience (behind a proxy request URLs differ)",
     )
     timezone: str = Field("UTC", description="time zone that turns the request time into the evaluation date")
     max_body_bytes: int = Field(5_000_000, gt=0, description="largest request body accepted (413 above)")
