@@ -66,3 +66,40 @@ def test_random_json_bodies(service: str, body: Any, target: str, feedback: bool
     assert response.status_code in {200, 400, 412}, response.text[:300]
     if response.status_code != 200:
         assert response.json()["resourceType"] == "OperationOutcome"
+
+
+RESOURCEISH = st.fixed_dictionaries(
+    {"resourceType": st.sampled_from(["Parameters", "Bundle", "Patient", "Condition", "Observation", "x"])},
+    optional={
+        "id": st.text(max_size=10),
+        "entry": st.lists(
+            st.fixed_dictionaries({}, optional={"resource": JSON, "fullUrl": JSON}), max_size=4
+        ),
+        "parameter": st.lists(
+            st.dictionaries(st.sampled_from(["name", "resource", "valueString"]), JSON), max_size=3
+        ),
+        "subject": JSON,
+        "code": JSON,
+        "birthDate": JSON,
+    },
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+@given(body=RESOURCEISH | JSON, ndjson=st.booleans(), extra=st.lists(RESOURCEISH | JSON, max_size=5))
+def test_random_apply_bodies(service: str, body: Any, ndjson: bool, extra: list[Any]) -> None:
+    url = service + "/fhir/PlanDefinition/oi-management/$apply"
+    if ndjson:
+        content = "\n".join(json.dumps(item) for item in [body, *extra])
+        response = httpx.post(
+            url, content=content, headers={"Content-Type": "application/fhir+ndjson"}, timeout=10
+        )
+        assert response.status_code == 200
+        for line in response.text.splitlines():
+            assert json.loads(line)["resourceType"] in {"CarePlan", "OperationOutcome"}
+        return
+    response = httpx.post(
+        url, content=json.dumps(body), headers={"Content-Type": "application/fhir+json"}, timeout=10
+    )
+    assert response.status_code in {200, 400, 422}, response.text[:300]
+    assert response.json()["resourceType"] in {"CarePlan", "Bundle", "OperationOutcome"}
