@@ -112,7 +112,12 @@ def main() -> int:
                     "--log-level",
                     "warning",
                 ]
-                env = {"OI_CDS_DEMO": "true", "OI_CDS_DATABASE_URL": f"sqlite:///{folder / 'bench.sqlite3'}"}
+                # cap raised: this measures capacity, every call admitted (benchmarks.shed: the cap)
+                env = {
+                    "OI_CDS_DEMO": "true",
+                    "OI_CDS_DATABASE_URL": f"sqlite:///{folder / 'bench.sqlite3'}",
+                    "OI_CDS_MAX_CONCURRENT_HOOKS": "100000",
+                }
                 with uvicorn_server(full, port, folder / f"{name}-{workers}.log", env) as base:
                     url = f"{base}/cds-services/oi-management"
                     wrk(url, body_path, 10, 2)  # warm up

@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
@@ -20,6 +20,7 @@ from services.cds_hooks.auth import DatabaseReplayCache, KeySets, RedisReplayCac
 from services.cds_hooks.config import Settings
 from services.cds_hooks.db import make_engine, migrate
 from services.cds_hooks.demo import DemoStore
+from services.cds_hooks.deps import require_jwt
 from services.cds_hooks.fhir_client import FhirClient
 from services.cds_hooks.limits import HookConcurrencyLimit
 from services.cds_hooks.logs import RequestLog
@@ -101,15 +102,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cors_origins=settings.cors_origins,
         any_origin=settings.demo,
     )
-    for router in (
-        health.router,
-        services.router,
-        feedback.router,
-        admin.router,
-        observe.router,
-        fhir.router,
-    ):
-        app.include_router(router)
+    app.include_router(health.router)
+    app.include_router(observe.router)  # /metrics checks the JWT itself (OI_CDS_METRICS_OPEN)
+    # Every other route needs the CDS Hooks JWT when auth is required; with auth off the
+    # dependency is not even resolved (the hot path pays per dependency).
+    protected = [Depends(require_jwt)] if settings.auth_required else []
+    for router in (services.router, feedback.router, admin.router, fhir.router):
+        app.include_router(router, dependencies=protected)
     if settings.demo:
         app.state.demo = DemoStore(datetime.now(ZoneInfo(settings.timezone)).date())
         app.include_router(demo_fhir.router)

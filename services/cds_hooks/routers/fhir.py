@@ -10,10 +10,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from services.cds_hooks.body import JSON_TYPES, json_object, read_json
-from services.cds_hooks.deps import KnowledgeDep, ServicesDep, require_jwt
+from services.cds_hooks.deps import KnowledgeDep, ServicesDep
 from services.cds_hooks.errors import BadRequest, CdsError, NotFound, UnsupportedMediaType
 from services.plan_builder import PlanInputError
 from services.plan_builder.batch import plan_bundle, plan_group
@@ -22,7 +22,7 @@ from services.plan_builder.errors import operation_outcome
 from services.plan_builder.stream import PatientStream, ndjson_line
 from services.plan_builder.structural import validate_resource
 
-router = APIRouter(prefix="/fhir", tags=["FHIR"], dependencies=[Depends(require_jwt)])
+router = APIRouter(prefix="/fhir", tags=["FHIR"])
 FHIR_JSON = "application/fhir+json"
 NDJSON_TYPES = ("application/fhir+ndjson", "application/x-ndjson", "application/ndjson")
 ARTIFACTS = ("PlanDefinition", "ActivityDefinition", "CodeSystem", "ValueSet", "StructureDefinition")
