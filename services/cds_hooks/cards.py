@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from services.cds_hooks import card_ids
-from services.cds_hooks.models import Action, Card, Coding, Source, Suggestion
 from services.plan_builder.knowledge import MANAGEMENT_PLAN, RECOMMENDATION_SYSTEM
 from services.plan_builder.orders import OrderFinding
 from services.plan_builder.planner import PlanResult, Recommendation
@@ -27,22 +27,34 @@ ROD_CODES = {
 PROCEDURE_SYSTEM = "https://oi-cds.example.org/CodeSystem/oi-procedure"
 
 
+def _wire(**fields: Any) -> JSON:
+    """A CDS Hooks object as plain JSON: absent members omitted (the spec forbids nulls).
+
+    The wire models in models.py describe the same shapes; tests validate every response
+    against them. Building plain dicts keeps pydantic off the hot path.
+    """
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+_card = _coding = _suggestion = _action = _wire
+
+
 def new_uuid() -> str:
     return str(uuid.uuid4())
 
 
-def topic(key: str, display: str | None = None) -> Coding:
-    return Coding(system=RECOMMENDATION_SYSTEM, code=key, display=display)
+def topic(key: str, display: str | None = None) -> JSON:
+    return _coding(system=RECOMMENDATION_SYSTEM, code=key, display=display)
 
 
-def _source(rec: Recommendation | None = None) -> Source:
+def card_source(rec: Recommendation | None = None) -> JSON:
     """The summary card cites the whole summary; a key's card names its section."""
     if rec is not None:
-        return Source(
+        return _wire(
             label=f"{SOURCE_LABEL}: {rec.citation.removeprefix(SOURCE_LABEL + ', ')}"[:200],
             topic=topic(rec.key, rec.title),
         )
-    return Source(label=SOURCE_LABEL, topic=topic("careplan-summary", "OI care plan summary"))
+    return _wire(label=SOURCE_LABEL, topic=topic("careplan-summary", "OI care plan summary"))
 
 
 # Backslash escapes for Markdown; entities for < and > so no raw tag survives even where a
@@ -88,7 +100,7 @@ def _keys_of(plan: JSON) -> set[str]:
 
 def patient_view_cards(
     result: PlanResult, care_plans: Sequence[JSON], unchecked: Sequence[str], plan_version: str
-) -> list[Card]:
+) -> list[JSON]:
     if result.careplan is None:
         return []
     recs = result.recommendations
@@ -110,7 +122,7 @@ def patient_view_cards(
     else:
         if on_file is not None:
             summary = f"OI care plan on file is out of date: {count} now apply"
-            action = Action(
+            action = _action(
                 type="update",
                 description="Update the OI care plan on file",
                 resource={**careplan, "id": on_file.get("id", careplan["id"])},
@@ -118,18 +130,18 @@ def patient_view_cards(
             label = "Update the OI care plan (draft)"
         else:
             summary = f"OI management: {count}; a draft care plan is ready"
-            action = Action(
+            action = _action(
                 type="create", description="Create a draft OI care plan (CarePlan)", resource=careplan
             )
             label = "Create the OI care plan (draft)"
-        suggestions = [Suggestion(label=label, uuid=new_uuid(), isRecommended=True, actions=[action])]
+        suggestions = [_suggestion(label=label, uuid=new_uuid(), isRecommended=True, actions=[action])]
     cards = [
-        Card(
+        _card(
             uuid=card_ids.issue("careplan-summary"),
             summary=summary,
             detail="\n".join(detail),
             indicator="info",
-            source=_source(),
+            source=card_source(),
             suggestions=suggestions,
             selectionBehavior="at-most-one" if suggestions else None,
         )
@@ -147,18 +159,18 @@ def patient_view_cards(
         if rec.key == "missing-facts" and result.notes:
             own += ["", *[f"- {_md(n)}" for n in result.notes if n.startswith("Missing")]]
         cards.append(
-            Card(
+            _card(
                 uuid=card_ids.issue(rec.key),
                 summary=f"OI: {rec.title}"[:139],
                 detail="\n".join(own),
                 indicator=rec.indicator,
-                source=_source(rec),
+                source=card_source(rec),
             )
         )
     return cards
 
 
-def _bisphosphonate_suggestions(patient_ref: str) -> list[Suggestion]:
+def _bisphosphonate_suggestions(patient_ref: str) -> list[JSON]:
     out = []
     for label, text, route in BISPHOSPHONATE_SUGGESTIONS:
         resource = {
@@ -172,11 +184,11 @@ def _bisphosphonate_suggestions(patient_ref: str) -> list[Suggestion]:
             ],
         }
         out.append(
-            Suggestion(
+            _suggestion(
                 label=label,
                 uuid=new_uuid(),
                 actions=[
-                    Action(type="create", description=f"Draft a {text} order (no dose)", resource=resource)
+                    _action(type="create", description=f"Draft a {text} order (no dose)", resource=resource)
                 ],
             )
         )
@@ -187,31 +199,31 @@ def _order_ref(order: JSON) -> str | None:
     return f"{order['resourceType']}/{order['id']}" if order.get("id") else None
 
 
-def override_reasons(code_system: JSON) -> list[Coding]:
+def override_reasons(code_system: JSON) -> list[JSON]:
     return [
-        Coding(system=code_system["url"], code=c["code"], display=c["display"])
+        _coding(system=code_system["url"], code=c["code"], display=c["display"])
         for c in code_system["concept"]
     ]
 
 
 def order_cards(
-    findings: Sequence[OrderFinding], bisphosphonate_indicated: bool, patient_ref: str, reasons: list[Coding]
-) -> list[Card]:
+    findings: Sequence[OrderFinding], bisphosphonate_indicated: bool, patient_ref: str, reasons: list[JSON]
+) -> list[JSON]:
     cards = []
     for finding in findings:
         rec = finding.recommendation
         order_ref = _order_ref(finding.order)
-        suggestions: list[Suggestion] = []
+        suggestions: list[JSON] = []
         override = None
         if rec.key in ("order-not-approved", "order-investigational"):
             override = reasons
             if order_ref:
                 suggestions.append(
-                    Suggestion(
+                    _suggestion(
                         label="Remove this draft order",
                         uuid=new_uuid(),
                         actions=[
-                            Action(
+                            _action(
                                 type="delete",
                                 description=f"Remove the draft {order_ref}",
                                 resourceId=order_ref,
@@ -240,14 +252,14 @@ def order_cards(
             }
             if finding.order.get("bodySite"):
                 replacement["bodySite"] = finding.order["bodySite"]
-            actions = [Action(type="create", description=f"Draft: {display}", resource=replacement)]
+            actions = [_action(type="create", description=f"Draft: {display}", resource=replacement)]
             if order_ref:
                 actions.insert(
                     0,
-                    Action(type="delete", description=f"Remove the draft {order_ref}", resourceId=order_ref),
+                    _action(type="delete", description=f"Remove the draft {order_ref}", resourceId=order_ref),
                 )
             suggestions.append(
-                Suggestion(label=f"Use a {wanted} rod instead", uuid=new_uuid(), actions=actions)
+                _suggestion(label=f"Use a {wanted} rod instead", uuid=new_uuid(), actions=actions)
             )
         detail = [
             _md(rec.description),
@@ -263,12 +275,12 @@ def order_cards(
                 "the draft order is not removed.",
             ]
         cards.append(
-            Card(
+            _card(
                 uuid=card_ids.issue(rec.key),
                 summary=f"OI: {rec.title}"[:139],
                 detail="\n".join(detail),
                 indicator=rec.indicator or "info",
-                source=_source(rec),
+                source=card_source(rec),
                 suggestions=suggestions or None,
                 selectionBehavior="at-most-one" if suggestions else None,
                 overrideReasons=override,

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from services.cds_hooks.models import Card, CdsService, HookRequest
+from services.cds_hooks.models import CdsService, HookRequest
 from services.cds_hooks.prefetch import TEMPLATES
+from services.plan_builder.types import JSON
 
 if TYPE_CHECKING:
     from services.cds_hooks.fhir_client import FhirClient
@@ -29,7 +30,7 @@ class HookEnv:
     fhir: FhirClient
 
 
-Handler = Callable[[HookRequest, Any, date, HookEnv], Awaitable[list[Card]]]
+Handler = Callable[[HookRequest, Any, date, HookEnv], Awaitable[list[JSON]]]
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,12 @@ from datetime import date
 from typing import Any
 
 from services.cds_hooks.hooks.orders import check_orders, draft_orders
-from services.cds_hooks.models import Card, HookRequest, OrderSelectContext
+from services.cds_hooks.models import HookRequest, OrderSelectContext
 from services.cds_hooks.registry import USAGE, HookEnv, ServiceDefinition
+from services.plan_builder.types import JSON
 
 
-async def handle(request: HookRequest, context: Any, at: date, env: HookEnv) -> list[Card]:
+async def handle(request: HookRequest, context: Any, at: date, env: HookEnv) -> list[JSON]:
     selected = set(context.selections)
     orders = [
         o

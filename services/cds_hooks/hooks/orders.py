@@ -8,7 +8,7 @@ from datetime import date
 from services.cds_hooks.cards import order_cards, override_reasons
 from services.cds_hooks.errors import BadRequest, PayloadTooLarge
 from services.cds_hooks.hooks.common import plan_for
-from services.cds_hooks.models import Card, HookRequest
+from services.cds_hooks.models import HookRequest
 from services.cds_hooks.registry import HookEnv
 from services.plan_builder.types import JSON
 
@@ -25,7 +25,7 @@ def draft_orders(bundle: JSON, max_entries: int) -> list[JSON]:
     return [e["resource"] for e in entries if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
 
 
-async def check_orders(request: HookRequest, orders: Iterable[JSON], at: date, env: HookEnv) -> list[Card]:
+async def check_orders(request: HookRequest, orders: Iterable[JSON], at: date, env: HookEnv) -> list[JSON]:
     _, result = await plan_for(request, at, env)
     findings = env.checker.check(list(orders), result.facts)
     reasons = env.knowledge.get("CodeSystem", "oi-override-reason")

@@ -7,11 +7,12 @@ from typing import Any
 
 from services.cds_hooks.cards import patient_view_cards
 from services.cds_hooks.hooks.common import plan_for
-from services.cds_hooks.models import Card, HookRequest, PatientViewContext
+from services.cds_hooks.models import HookRequest, PatientViewContext
 from services.cds_hooks.registry import USAGE, HookEnv, ServiceDefinition
+from services.plan_builder.types import JSON
 
 
-async def handle(request: HookRequest, context: Any, at: date, env: HookEnv) -> list[Card]:
+async def handle(request: HookRequest, context: Any, at: date, env: HookEnv) -> list[JSON]:
     data, result = await plan_for(request, at, env)
     cards = patient_view_cards(result, data.care_plans, data.unchecked, env.planner.plan_definition.version)
     return cards
