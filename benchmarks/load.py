@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from services.cds_hooks.examples import patient_view_example
-from tests.servers import free_port, uvicorn_server
+from tests.servers import bench_command, free_port, uvicorn_server
 
 CONCURRENCY = (1, 10, 50)
 
@@ -92,26 +92,11 @@ def main() -> int:
         body_path = folder / "body.json"
         body_path.write_text(json.dumps(request_body()))
         size = body_path.stat().st_size
-        apps = {
-            "echo": ["-m", "uvicorn", "benchmarks.echo_app:app"],
-            "oi-cds": ["-m", "uvicorn", "--factory", "services.cds_hooks.main:create_app"],
-        }
+        apps = {"echo": "benchmarks.echo_app:app", "oi-cds": "--factory services.cds_hooks.main:create_app"}
         for workers in worker_counts:
-            for name, command in apps.items():
+            for name, app in apps.items():
                 port = free_port()
-                full = [
-                    sys.executable,
-                    *command,
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--workers",
-                    str(workers),
-                    "--no-access-log",
-                    "--log-level",
-                    "warning",
-                ]
+                full = bench_command(port, workers, app)
                 # cap raised: this measures capacity, every call admitted (benchmarks.shed: the cap)
                 env = {
                     "OI_CDS_DEMO": "true",

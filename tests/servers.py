@@ -54,14 +54,15 @@ def service_command(port: int) -> list[str]:
     return [sys.executable, "-m", "services.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
 
 
-def bench_command(port: int, workers: int = 1) -> list[str]:
-    """The app under uvicorn as the benchmarks run it: no access log, warnings only."""
+def bench_command(
+    port: int, workers: int = 1, app: str = "--factory services.cds_hooks.main:create_app"
+) -> list[str]:
+    """An app under uvicorn as the benchmarks run it (the service by default): no access log."""
     return [
         sys.executable,
         "-m",
         "uvicorn",
-        "--factory",
-        "services.cds_hooks.main:create_app",
+        *app.split(),
         "--host",
         "127.0.0.1",
         "--port",

@@ -109,34 +109,22 @@ def postgres_url() -> Iterator[str]:
 
 def test_feedback_on_postgresql_after_oi_cds_migrate(postgres_url: str, tmp_path: Path) -> None:
     env = {**os.environ, "OI_CDS_DATABASE_URL": postgres_url}
+    server_env = {"OI_CDS_DATABASE_URL": postgres_url, "OI_CDS_AUTH_MODE": "off"}
+    migrate_command = [sys.executable, "-m", "services.cli", "migrate"]
     port = free_port()
     # a shared database is not migrated by the service: readyz says so until `oi-cds migrate`
-    with uvicorn_server(
-        service_command(port),
-        port,
-        tmp_path / "log1.txt",
-        {"OI_CDS_DATABASE_URL": postgres_url, "OI_CDS_AUTH_MODE": "off"},
-    ) as base:
+    with uvicorn_server(service_command(port), port, tmp_path / "log1.txt", server_env) as base:
         assert httpx.get(base + "/readyz").status_code == 503
-    migrate = subprocess.run(
-        [sys.executable, "-m", "services.cli", "migrate"], env=env, capture_output=True, text=True
-    )
+    migrate = subprocess.run(migrate_command, env=env, capture_output=True, text=True)
     assert migrate.returncode == 0, migrate.stderr
     engine = create_engine(postgres_url)
     tables = set(inspect(engine).get_table_names())
     engine.dispose()
     assert {"feedback", "alembic_version"} <= tables
     assert "issued_card" not in tables
-    again = subprocess.run(
-        [sys.executable, "-m", "services.cli", "migrate"], env=env, capture_output=True, text=True
-    )
+    again = subprocess.run(migrate_command, env=env, capture_output=True, text=True)
     assert again.returncode == 0  # idempotent
-    with uvicorn_server(
-        service_command(port),
-        port,
-        tmp_path / "log2.txt",
-        {"OI_CDS_DATABASE_URL": postgres_url, "OI_CDS_AUTH_MODE": "off"},
-    ) as base:
+    with uvicorn_server(service_command(port), port, tmp_path / "log2.txt", server_env) as base:
         assert httpx.get(base + "/readyz").json()["status"] == "ready"
         item = {
             "card": str(uuid.uuid4()),
