@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.plan_builder.errors import PlanInputError
-from services.plan_builder.structural import READ_TYPES, validate_resource
+from services.plan_builder.structural import READ_TYPES, SHARED_TYPES, validate_resource
 from services.plan_builder.types import JSON
 
 BUNDLE_TYPES = frozenset({"collection", "searchset", "transaction", "batch"})
-_PATIENT_REF = re.compile(r"(?:^|/)(Patient/[A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
+_REF_PATTERNS: dict[str, re.Pattern[str]] = {}
 
 
 @dataclass
@@ -36,10 +36,18 @@ class SplitBundle:
     orphans: list[PlanInputError]
 
 
-def normalize_patient_ref(reference: str) -> str:
+def normalize_ref(reference: str, resource_type: str) -> str:
     """'https://x/fhir/Patient/1/_history/2' -> 'Patient/1'; other forms unchanged."""
-    match = _PATIENT_REF.search(reference)
+    pattern = _REF_PATTERNS.get(resource_type)
+    if pattern is None:
+        pattern = re.compile(rf"(?:^|/)({resource_type}/[A-Za-z0-9\-.]{{1,64}})(?:/_history/[^/]+)?\Z")
+        _REF_PATTERNS[resource_type] = pattern
+    match = pattern.search(reference)
     return match.group(1) if match else reference
+
+
+def normalize_patient_ref(reference: str) -> str:
+    return normalize_ref(reference, "Patient")
 
 
 def split_bundle(doc: Any, validate: Callable[[JSON, str], JSON] = validate_resource) -> SplitBundle:
@@ -64,16 +72,20 @@ def split_bundle(doc: Any, validate: Callable[[JSON, str], JSON] = validate_reso
     by_ref: dict[str, PatientGroup] = {}
     orphans: list[PlanInputError] = []
     others: list[tuple[int, JSON]] = []
+    shared: dict[str, JSON] = {}  # Medications by the names references use for them
     for i, entry in enumerate(entries):
         where = f"Bundle.entry[{i}]"
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(resource, dict):
             orphans.append(PlanInputError(f"{where} has no resource object", path=where, code="structure"))
             continue
+        full_url = entry.get("fullUrl") if isinstance(entry.get("fullUrl"), str) else None
+        if resource.get("resourceType") in SHARED_TYPES:
+            _index_shared(resource, full_url, i, shared, orphans, validate)
+            continue
         if resource.get("resourceType") != "Patient":
             others.append((i, resource))
             continue
-        full_url = entry.get("fullUrl") if isinstance(entry.get("fullUrl"), str) else None
         rid = resource.get("id") if isinstance(resource.get("id"), str) else None
         ref = f"Patient/{rid}" if rid else full_url
         group = PatientGroup(i, resource, ref or f"{where}.resource")
@@ -126,4 +138,35 @@ def split_bundle(doc: Any, validate: Callable[[JSON, str], JSON] = validate_reso
             owner.resources.append(validate(resource, where))
         except PlanInputError as exc:
             owner.problems.append(exc)
+            continue
+        medication = _medication_of(resource, shared)
+        if medication is not None and not any(r is medication for r in owner.resources):
+            owner.resources.append(medication)
     return SplitBundle(groups, orphans)
+
+
+def _index_shared(
+    resource: JSON,
+    full_url: str | None,
+    i: int,
+    shared: dict[str, JSON],
+    orphans: list[PlanInputError],
+    validate: Callable[[JSON, str], JSON],
+) -> None:
+    try:
+        validate(resource, f"Bundle.entry[{i}]")
+    except PlanInputError as exc:
+        orphans.append(exc)
+        return
+    rid = resource.get("id")
+    for alias in (f"{resource['resourceType']}/{rid}" if isinstance(rid, str) else None, full_url):
+        if alias:
+            shared[alias] = resource
+
+
+def _medication_of(resource: JSON, shared: dict[str, JSON]) -> JSON | None:
+    ref = resource.get("medicationReference")
+    reference = ref.get("reference") if isinstance(ref, dict) else None
+    if not isinstance(reference, str) or not shared:
+        return None
+    return shared.get(reference) or shared.get(normalize_ref(reference, "Medication"))

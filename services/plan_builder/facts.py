@@ -15,6 +15,12 @@ from typing import Any
 
 from services.plan_builder import dates
 from services.plan_builder.dates import DateRange
+from services.plan_builder.medications import (
+    Medications,
+    index_medications,
+    medication_concepts,
+    referenced,
+)
 from services.plan_builder.settings import PlanSettings
 from services.plan_builder.structural import check_fields, validate_resource
 from services.plan_builder.terminology import Terminology, concept_texts
@@ -235,20 +241,49 @@ _DESCRIBE: dict[str, Callable[[PatientFacts], str]] = {
 }
 
 
+def drug_value_sets(resource: JSON, medications: Medications, term: Terminology) -> frozenset[str]:
+    """ValueSets of the drug a medication resource names, by code and by name."""
+    concepts = medication_concepts(resource, medications)
+    found = term.named([t for c in concepts for t in concept_texts(c)])
+    for concept in concepts:
+        found = found | term.coded(concept)
+    return found
+
+
 def resource_ref(resource: JSON) -> str | None:
     rid = resource.get("id")
     return f"{resource['resourceType']}/{rid}" if rid else None
 
 
-def status_code(concept: JSON | None) -> str | None:
-    """The code of a status CodeableConcept (clinicalStatus, verificationStatus)."""
+CLINICAL_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+VERIFICATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+CLINICAL_CODES = frozenset({"active", "recurrence", "relapse", "inactive", "remission", "resolved"})
+VERIFICATION_CODES = frozenset(
+    {"unconfirmed", "provisional", "differential", "confirmed", "refuted", "entered-in-error"}
+)
+
+
+def status_codes(concept: JSON | None, system: str, known: frozenset[str]) -> frozenset[str]:
+    """The status codes a CodeableConcept states, read from all of its codings.
+
+    FHIR R4: "Ordering of codings is undefined and SHALL NOT be used to infer meaning", so a
+    local coding listed first must not hide the standard one. Codings of the status system
+    decide; without one, any coding (or the text) whose code is a value of that system.
+    """
     if not concept:
-        return None
-    for coding in concept.get("coding") or ():
-        if coding.get("code"):
-            return str(coding["code"]).lower()
+        return _NO_CODES
+    codings = [c for c in concept.get("coding") or () if isinstance(c, dict) and c.get("code")]
+    standard = frozenset(str(c["code"]).strip().lower() for c in codings if c.get("system") == system)
+    if standard:
+        return standard
+    loose = {str(c["code"]).strip().lower() for c in codings} & known
     text = concept.get("text")
-    return text.strip().lower() if isinstance(text, str) else None
+    if isinstance(text, str) and text.strip().lower() in known:
+        loose.add(text.strip().lower())
+    return frozenset(loose)
+
+
+_NO_CODES: frozenset[str] = frozenset()
 
 
 def tri_and(*values: Tri) -> Tri:
@@ -384,6 +419,7 @@ def extract_facts(
         settings,
         col,
         terminology,
+        index_medications(by_type.get("Medication", [])),
     )
 
     missing = _missing(
@@ -524,13 +560,16 @@ def _read_conditions(
         if not vsets:
             continue  # unknown codes are ignored, not errors
         col.check(condition)
-        verification = status_code(condition.get("verificationStatus"))
-        if verification in COUNTED_EXCLUDED:
-            continue
-        clinical = status_code(condition.get("clinicalStatus"))
-        present = clinical is None or clinical in PRESENT_CLINICAL
+        verification = status_codes(
+            condition.get("verificationStatus"), VERIFICATION_SYSTEM, VERIFICATION_CODES
+        )
+        if verification & COUNTED_EXCLUDED:
+            continue  # any coding saying entered-in-error or refuted removes it
+        clinical = status_codes(condition.get("clinicalStatus"), CLINICAL_SYSTEM, CLINICAL_CODES)
+        # codings that disagree keep a finding present rather than silence a warning
+        present = not clinical or bool(clinical & PRESENT_CLINICAL)
         ref = resource_ref(condition)
-        if VS_OI in vsets and present and (verification is None or verification in OI_VERIFIED):
+        if VS_OI in vsets and present and verification <= OI_VERIFIED:
             found["oi"].append(condition)
         if VS_LONG_BONE_FRACTURE in vsets:
             bone = next((term.titles[v] for v in bone_sets if v in vsets), "long bone")
@@ -705,23 +744,22 @@ def _fracture_flags(
     return tri_any(recent_values), recurrent, definite
 
 
-def _medication_texts(med: JSON) -> list[str]:
-    texts = concept_texts(med.get("medicationCodeableConcept"))
-    display = (med.get("medicationReference") or {}).get("display")
-    if display:
-        texts.append(display)
-    return texts
-
-
 def _active_bisphosphonate(
-    meds: list[JSON], at: date, settings: PlanSettings, col: _Collector, term: Terminology
+    meds: list[JSON],
+    at: date,
+    settings: PlanSettings,
+    col: _Collector,
+    term: Terminology,
+    medications: Medications,
 ) -> Tri:
     since = dates.add_months(at, -settings.bisphosphonate_completed_window_months)
     values: list[Tri] = []
     for med in meds:
-        col.peek(med, "medicationCodeableConcept", "medicationReference")
-        vsets = term.coded(med.get("medicationCodeableConcept")) | term.named(_medication_texts(med))
-        if VS_BISPHOSPHONATE not in vsets:
+        col.peek(med, "medicationCodeableConcept", "medicationReference", "contained")
+        medication = referenced(med, medications)
+        if medication is not None:
+            col.check(medication)
+        if VS_BISPHOSPHONATE not in drug_value_sets(med, medications, term):
             continue
         col.check(med)
         status, kind, ref = med.get("status"), med["resourceType"], resource_ref(med)

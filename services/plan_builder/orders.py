@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from services.plan_builder.facts import PatientFacts, resource_ref, site_key
 from services.plan_builder.knowledge import Knowledge
+from services.plan_builder.medications import NO_MEDICATIONS, Medications, medication_concepts
 from services.plan_builder.planner import Recommendation, recommend
 from services.plan_builder.settings import PlanSettings
 from services.plan_builder.terminology import concept_texts, normalize_text
@@ -41,21 +42,21 @@ class OrderChecker:
         self.settings = settings or PlanSettings()
         self.plan = knowledge.order_checks
 
-    def order_facts(self, order: JSON, facts: PatientFacts) -> JSON:
+    def order_facts(
+        self, order: JSON, facts: PatientFacts, medications: Medications = NO_MEDICATIONS
+    ) -> JSON:
         """The %order vector: drug group (by precedence), rod type, bone size at the site."""
         term = self.knowledge.terminology
         if order.get("resourceType") == "MedicationRequest":
-            concept = order.get("medicationCodeableConcept")
+            concepts = medication_concepts(order, medications)
         else:
-            concept = order.get("code")
-        texts = concept_texts(concept)
-        display = (order.get("medicationReference") or {}).get("display")
-        if display:
-            texts.append(display)
+            concepts = [order["code"]] if isinstance(order.get("code"), dict) else []
+        texts = [t for c in concepts for t in concept_texts(c)]
         routes = [t for d in order.get("dosageInstruction") or () for t in concept_texts(d.get("route"))]
         norm_texts = [normalize_text(t) for t in texts]
         norm_routes = [normalize_text(r) for r in routes]
-        matched = {v for v in term.coded(concept) if not term.excluded(v, norm_texts, norm_routes)}
+        coded = frozenset().union(*(term.coded(c) for c in concepts))
+        matched = {v for v in coded if not term.excluded(v, norm_texts, norm_routes)}
         matched |= term.named(texts, routes)
         group = term.first_by_priority(v for v in matched if v.startswith(DRUG_GROUP_PREFIX))
         rods = {ROD_TYPES[v] for v in matched if v in ROD_TYPES}
@@ -80,7 +81,9 @@ class OrderChecker:
         )
         return "small" if value < self.settings.smallest_telescoping_rod_mm else "fits"
 
-    def check(self, orders: Iterable[JSON], facts: PatientFacts) -> list[OrderFinding]:
+    def check(
+        self, orders: Iterable[JSON], facts: PatientFacts, medications: Medications = NO_MEDICATIONS
+    ) -> list[OrderFinding]:
         """One finding per matching draft order and action; none for a patient without OI."""
         findings: list[OrderFinding] = []
         if not facts.oi:
@@ -89,7 +92,7 @@ class OrderChecker:
         for order in orders:
             if order.get("resourceType") not in ORDER_TYPES:
                 continue
-            ofacts = self.order_facts(order, facts)
+            ofacts = self.order_facts(order, facts, medications)
             outcome = self.plan.evaluate({"facts": vector, "order": ofacts})
             for action, applies in zip(self.plan.actions, outcome, strict=True):
                 if not applies:

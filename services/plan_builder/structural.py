@@ -122,6 +122,20 @@ def _dosage(value: Any) -> str | None:
     return None
 
 
+def _ingredient(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return "must be an ingredient object"
+    if "itemCodeableConcept" in value:
+        return _codeable(value["itemCodeableConcept"])
+    return None
+
+
+def _resource_object(value: Any) -> str | None:
+    if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
+        return "must be a resource object"
+    return None
+
+
 def _list(check: Check) -> Check:
     def run(value: Any) -> str | None:
         if not isinstance(value, list):
@@ -167,6 +181,7 @@ SCHEMAS: dict[str, dict[str, Check]] = {
         "intent": _code,
         "medicationCodeableConcept": _codeable,
         "medicationReference": _reference,
+        "contained": _list(_resource_object),
         "authoredOn": _datetime,
         "dosageInstruction": _list(_dosage),
     },
@@ -175,9 +190,11 @@ SCHEMAS: dict[str, dict[str, Check]] = {
         "status": _code,
         "medicationCodeableConcept": _codeable,
         "medicationReference": _reference,
+        "contained": _list(_resource_object),
         "effectiveDateTime": _datetime,
         "effectivePeriod": _period,
     },
+    "Medication": {"code": _codeable, "ingredient": _list(_ingredient)},
     "Procedure": {**_SUBJECT, "status": _code, "code": _codeable, "performedDateTime": _datetime},
     "ServiceRequest": {
         **_SUBJECT,
@@ -187,7 +204,9 @@ SCHEMAS: dict[str, dict[str, Check]] = {
         "bodySite": _list(_codeable),
     },
 }
-READ_TYPES = frozenset(SCHEMAS)
+# Medications belong to no patient: they are read through the references that name them.
+SHARED_TYPES = frozenset({"Medication"})
+READ_TYPES = frozenset(SCHEMAS) - SHARED_TYPES
 
 
 def check_fields(resource: JSON, *fields: str) -> None:
@@ -218,4 +237,8 @@ def validate_resource(resource: Any, where: str = "resource") -> JSON:
             problem = check(resource[field])
             if problem:
                 raise PlanInputError(problem, resource_type=rtype, resource_id=rid, path=f"{rtype}.{field}")
+    contained = resource.get("contained")
+    for i, item in enumerate(contained if isinstance(contained, list) else ()):
+        if isinstance(item, dict) and item.get("resourceType") in SCHEMAS:
+            validate_resource(item, f"{rtype}.contained[{i}]")
     return resource
