@@ -17,6 +17,10 @@ class FhirFetchError(Exception):
     """The FHIR server could not give the data; the message is safe to show (no PHI, no token)."""
 
 
+class FhirRefused(FhirFetchError):
+    """The FHIR server refused the request itself (HTTP 400 or 422): it may accept another form."""
+
+
 def _origin_and_path(url: str) -> tuple[str, str, int | None, str]:
     parts = urlsplit(url)
     port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
@@ -91,6 +95,8 @@ class FhirClient:
             headers["Authorization"] = f"Bearer {token}"
         try:
             async with self.http.stream("GET", url, headers=headers) as response:
+                if response.status_code in (400, 422):
+                    raise FhirRefused(f"the FHIR server answered HTTP {response.status_code}")
                 if response.status_code != 200:
                     raise FhirFetchError(f"the FHIR server answered HTTP {response.status_code}")
                 size = 0
@@ -112,7 +118,9 @@ class FhirClient:
             raise FhirFetchError("the FHIR server's response is not a FHIR resource")
         return body
 
-    async def search(self, server: str, path: str, token: str | None, resource_type: str) -> list[JSON]:
+    async def search(
+        self, server: str, path: str, token: str | None, resource_type: str, *includes: str
+    ) -> list[JSON]:
         """Every page of a search (bounded), keeping resources of the expected type."""
         bundle = await self.get(server, path, token)
         resources: list[JSON] = []
@@ -122,7 +130,7 @@ class FhirClient:
             if bundle.get("resourceType") != "Bundle":
                 found = bundle.get("resourceType")
                 raise FhirFetchError(f"the FHIR server returned {found}, not a Bundle, for {resource_type}")
-            resources.extend(entries_of(bundle, resource_type))
+            resources.extend(entries_of(bundle, resource_type, *includes))
             if len(resources) > self.max_entries:
                 raise FhirFetchError(
                     f"the {resource_type} search returned more than {self.max_entries} entries"
@@ -143,11 +151,11 @@ def next_link(bundle: JSON) -> str | None:
     return None
 
 
-def entries_of(bundle: JSON, resource_type: str) -> list[JSON]:
+def entries_of(bundle: JSON, *resource_types: str) -> list[JSON]:
     out = []
     for entry in bundle.get("entry") or ():
         resource = entry.get("resource") if isinstance(entry, dict) else None
-        if isinstance(resource, dict) and resource.get("resourceType") == resource_type:
+        if isinstance(resource, dict) and resource.get("resourceType") in resource_types:
             out.append(resource)
     return out
 

@@ -20,6 +20,11 @@ PRECONDITION_FAILED = Counter("oi_cds_precondition_failed_total", "412 answers, 
 FHIR_CALLS = Counter("oi_cds_fhir_requests_total", "FHIR fallback requests, by outcome", ["outcome"])
 FHIR_LATENCY = Histogram("oi_cds_fhir_request_seconds", "FHIR fallback request duration")
 SHED = Counter("oi_cds_shed_total", "Hook calls refused with 503 (over OI_CDS_MAX_CONCURRENT_HOOKS)")
+FOREIGN_DROPPED = Counter(
+    "oi_cds_foreign_resources_dropped_total",
+    "Resources of another patient dropped before facts were read, by resource type",
+    ["type"],
+)
 JWT_REJECTED = Counter("oi_cds_jwt_rejections_total", "Rejected CDS Hooks JWTs, by reason", ["reason"])
 
 ENDPOINTS = {"cds-services": "discovery", "feedback": "feedback", "admin": "admin", "metrics": "metrics"}

@@ -11,16 +11,20 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from services.cds_hooks import metrics
 from services.cds_hooks.errors import BadRequest, PayloadTooLarge, PreconditionFailed
 from services.cds_hooks.fhir_client import (
     FhirClient,
     FhirFetchError,
+    FhirRefused,
     entries_of,
     has_error_outcome,
     next_link,
 )
 from services.cds_hooks.models import HookRequest
-from services.plan_builder.knowledge import MANAGEMENT_PLAN
+from services.plan_builder.bundle import normalize_patient_ref
+from services.plan_builder.medications import index_medications, unresolved_reference
+from services.plan_builder.structural import SHARED_TYPES
 from services.plan_builder.types import JSON
 
 OBS = "https://oi-cds.example.org/CodeSystem/oi-observation"
@@ -33,6 +37,7 @@ class PrefetchKey:
     template: str
     required: bool
     what: str  # for messages: what could not be had / checked
+    includes: tuple[str, ...] = ()  # other resource types the search brings (_include)
 
     @property
     def is_read(self) -> bool:
@@ -57,21 +62,26 @@ KEYS = (
     PrefetchKey(
         "medications",
         "MedicationRequest",
-        "MedicationRequest?patient={{context.patientId}}",
+        "MedicationRequest?patient={{context.patientId}}&_include=MedicationRequest:medication",
         True,
         "medication requests",
+        ("Medication",),
     ),
     PrefetchKey(
         "medicationStatements",
         "MedicationStatement",
-        "MedicationStatement?patient={{context.patientId}}",
+        "MedicationStatement?patient={{context.patientId}}&_include=MedicationStatement:medication",
         False,
         "medication statements (other bisphosphonate use)",
+        ("Medication",),
     ),
+    # Not narrowed by instantiates-canonical: servers differ on whether an unversioned
+    # canonical matches a versioned one, and a missed plan on file would offer "create" again.
+    # The plans are matched to our PlanDefinition here (cards.plan_on_file).
     PrefetchKey(
         "carePlans",
         "CarePlan",
-        "CarePlan?patient={{context.patientId}}&instantiates-canonical=" + MANAGEMENT_PLAN,
+        "CarePlan?patient={{context.patientId}}&status=active,draft",
         False,
         "care plans on file",
     ),
@@ -89,7 +99,45 @@ class PatientData:
 
 
 def render(template: str, context: dict[str, Any]) -> str:
-    return template.replace("{{context.patientId}}", quote(str(context["patientId"]), safe=""))
+    """The template as this service sends it to a FHIR server on the fallback path.
+
+    Searches name the patient as a typed reference (``patient=Patient/<id>``): FHIR allows
+    ``<id>``, ``<type>/<id>`` and a URL, and some servers (Medplum) match only the typed form;
+    a server that refuses it is asked again with the bare id (``bare_id``).
+    """
+    pid = quote(str(context["patientId"]), safe="")
+    return template.replace("patient={{context.patientId}}", f"patient=Patient/{pid}").replace(
+        "{{context.patientId}}", pid
+    )
+
+
+def bare_id(path: str, context: dict[str, Any]) -> str:
+    pid = quote(str(context["patientId"]), safe="")
+    return path.replace(f"patient=Patient/{pid}", f"patient={pid}")
+
+
+def owned(resources: list[JSON], patient_id: str) -> list[JSON]:
+    """The resources whose subject/patient is the context patient (and shared Medications).
+
+    A FHIR server that ignores a search parameter it does not support answers with other
+    patients' data; none of it may reach the facts. Dropped resources are counted, not named.
+    """
+    target = f"Patient/{patient_id}"
+    uuid_form = f"urn:uuid:{patient_id}"  # data written as a Bundle with fullUrl urn:uuid:<id>
+    kept = []
+    for resource in resources:
+        if resource.get("resourceType") in SHARED_TYPES:
+            kept.append(resource)
+            continue
+        subject = resource.get("subject") or resource.get("patient")
+        reference = subject.get("reference") if isinstance(subject, dict) else None
+        if isinstance(reference, str) and (
+            normalize_patient_ref(reference) == target or reference == uuid_form
+        ):
+            kept.append(resource)
+        else:
+            metrics.FOREIGN_DROPPED.labels(resource.get("resourceType", "unknown")[:40]).inc()
+    return kept
 
 
 def _from_prefetch(spec: PrefetchKey, value: Any, max_entries: int) -> list[JSON] | None:
@@ -114,7 +162,7 @@ def _from_prefetch(spec: PrefetchKey, value: Any, max_entries: int) -> list[JSON
         raise PayloadTooLarge(f"prefetch key '{spec.key}' has more than {max_entries} entries")
     if has_error_outcome(value) or next_link(value) is not None:
         return None
-    return entries_of(value, spec.resource_type)
+    return entries_of(value, spec.resource_type, *spec.includes)
 
 
 async def gather(request: HookRequest, client: FhirClient) -> PatientData:
@@ -139,7 +187,7 @@ async def gather(request: HookRequest, client: FhirClient) -> PatientData:
                             f"the FHIR server returned a {resources[0].get('resourceType')} for {spec.what}"
                         )
                 else:
-                    resources = await client.search(server, path, token, spec.resource_type)
+                    resources = await _search(client, server, path, token, spec, request.context)
                 fetched.append(spec.key)
             except FhirFetchError as exc:
                 (missing if spec.required else unchecked).append(f"{spec.what}: {exc}")
@@ -157,9 +205,49 @@ async def gather(request: HookRequest, client: FhirClient) -> PatientData:
     patient = patients[0]
     if patient.get("id") not in (None, request.context["patientId"]):
         raise BadRequest("prefetch 'patient' is not the patient named by context.patientId")
-    resources = [
-        r
-        for key in ("conditions", "observations", "medications", "medicationStatements")
-        for r in found.get(key, [])
-    ]
-    return PatientData(patient, resources, found.get("carePlans", []), unchecked, fetched)
+    pid = str(request.context["patientId"])
+    resources = owned(
+        [
+            r
+            for key in ("conditions", "observations", "medications", "medicationStatements")
+            for r in found.get(key, [])
+        ],
+        pid,
+    )
+    if server is not None:
+        resources += await _referenced_medications(client, server, token, resources, unchecked)
+    care_plans = owned(found.get("carePlans", []), pid)
+    return PatientData(patient, resources, care_plans, unchecked, fetched)
+
+
+async def _search(
+    client: FhirClient, server: str, path: str, token: str | None, spec: PrefetchKey, context: dict[str, Any]
+) -> list[JSON]:
+    try:
+        return await client.search(server, path, token, spec.resource_type, *spec.includes)
+    except FhirRefused:
+        # the server refused the typed patient reference: ask with the bare id
+        return await client.search(server, bare_id(path, context), token, spec.resource_type, *spec.includes)
+
+
+MAX_MEDICATION_READS = 20
+
+
+async def _referenced_medications(
+    client: FhirClient, server: str, token: str | None, resources: list[JSON], unchecked: list[str]
+) -> list[JSON]:
+    """Medications named by reference that neither prefetch nor the searches brought."""
+    known = index_medications(resources)
+    wanted = sorted({ref for r in resources if (ref := unresolved_reference(r, known))})
+    found: list[JSON] = []
+    for ref in wanted[:MAX_MEDICATION_READS]:
+        try:
+            medication = await client.get(server, ref, token)
+        except FhirFetchError as exc:
+            unchecked.append(f"a referenced Medication: {exc}")
+            continue
+        if medication.get("resourceType") == "Medication":
+            found.append(medication)
+    if len(wanted) > MAX_MEDICATION_READS:
+        unchecked.append(f"more than {MAX_MEDICATION_READS} referenced Medications: the rest not read")
+    return found

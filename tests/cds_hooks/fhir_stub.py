@@ -3,6 +3,11 @@
 Patients whose id starts with a behaviour name misbehave: ``status-<code>-...`` answers that
 HTTP status, ``slow-...`` answers after 3 s, ``badjson-...`` sends broken JSON, ``huge-...``
 sends a 12 MB body, ``wrongtype-...`` answers a search with a Patient.
+
+``FHIR_STUB_PATIENT_FORM`` says which ``patient=`` forms a search matches, as servers differ:
+``both`` (default), ``typed`` (only ``Patient/<id>``; a bare id matches nothing, as Medplum),
+``bare`` (only ``<id>``; a typed reference is refused with 400). ``FHIR_STUB_IGNORE_PATIENT=1``
+ignores the parameter and answers every patient's resources, as a server that does not support it.
 """
 
 from __future__ import annotations
@@ -72,15 +77,40 @@ async def read(request: Request) -> Response:
     return JSONResponse(resource, media_type="application/fhir+json")
 
 
+PATIENT_FORM = os.environ.get("FHIR_STUB_PATIENT_FORM", "both")
+IGNORE_PATIENT = os.environ.get("FHIR_STUB_IGNORE_PATIENT") == "1"
+
+
+def _wanted_patient(raw: str) -> str | Response | None:
+    typed = raw.startswith("Patient/")
+    if typed and PATIENT_FORM == "bare":
+        return JSONResponse(
+            {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "invalid"}]},
+            status_code=400,
+        )
+    if not typed and PATIENT_FORM == "typed":
+        return None  # matches nothing
+    return raw.removeprefix("Patient/")
+
+
 async def search(request: Request) -> Response:
     rtype = request.path_params["type"]
-    patient_id = request.query_params.get("patient", "")
+    wanted = _wanted_patient(request.query_params.get("patient", ""))
+    if isinstance(wanted, Response):
+        return wanted
+    patient_id = wanted or ""
     SEEN.append({"path": request.url.path, "authorization": request.headers.get("authorization")})
     if patient_id.startswith("slow-"):
         await asyncio.sleep(3)
     if (bad := _misbehave(patient_id)) is not None:
         return bad
-    matches = [r for key, r in DATA.items() if key.startswith(rtype + "/") and _patient_of(r) == patient_id]
+    matches = [
+        r
+        for key, r in DATA.items()
+        if key.startswith(rtype + "/")
+        and wanted is not None
+        and (IGNORE_PATIENT or _patient_of(r) == patient_id)
+    ]
     count = int(request.query_params.get("_count", "2"))
     page = int(request.query_params.get("_page", "0"))
     chunk = matches[page * count : (page + 1) * count]

@@ -13,12 +13,9 @@ from services.plan_builder.types import JSON
 
 async def handle(request: HookRequest, context: Any, at: date, env: HookEnv) -> list[JSON]:
     selected = set(context.selections)
-    orders = [
-        o
-        for o in draft_orders(context.draftOrders, env.fhir.max_entries)
-        if f"{o.get('resourceType')}/{o.get('id')}" in selected
-    ]
-    return await check_orders(request, orders, at, env)
+    drafts = draft_orders(context.draftOrders, env.fhir.max_entries)
+    orders = [o for o in drafts if f"{o.get('resourceType')}/{o.get('id')}" in selected]
+    return await check_orders(request, orders, at, env, drafts)
 
 
 SERVICE = ServiceDefinition(

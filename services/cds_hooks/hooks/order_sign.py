@@ -12,7 +12,8 @@ from services.plan_builder.types import JSON
 
 
 async def handle(request: HookRequest, context: Any, at: date, env: HookEnv) -> list[JSON]:
-    return await check_orders(request, draft_orders(context.draftOrders, env.fhir.max_entries), at, env)
+    drafts = draft_orders(context.draftOrders, env.fhir.max_entries)
+    return await check_orders(request, drafts, at, env, drafts)
 
 
 SERVICE = ServiceDefinition(

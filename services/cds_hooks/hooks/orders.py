@@ -10,6 +10,9 @@ from services.cds_hooks.errors import BadRequest, PayloadTooLarge
 from services.cds_hooks.hooks.common import plan_for
 from services.cds_hooks.models import HookRequest
 from services.cds_hooks.registry import HookEnv
+from services.plan_builder import PlanInputError
+from services.plan_builder.medications import index_medications
+from services.plan_builder.structural import validate_resource
 from services.plan_builder.types import JSON
 
 
@@ -22,12 +25,23 @@ def draft_orders(bundle: JSON, max_entries: int) -> list[JSON]:
         raise BadRequest("context.draftOrders.entry must be an array")
     if len(entries) > max_entries:
         raise PayloadTooLarge(f"context.draftOrders has more than {max_entries} entries")
-    return [e["resource"] for e in entries if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+    drafts = [e["resource"] for e in entries if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+    for i, draft in enumerate(drafts):
+        # draft orders are read like the record: a mistyped field is the client's error
+        try:
+            validate_resource(draft, f"context.draftOrders.entry[{i}].resource")
+        except PlanInputError as exc:
+            raise BadRequest(f"draft order is not usable FHIR: {exc.describe()}") from exc
+    return drafts
 
 
-async def check_orders(request: HookRequest, orders: Iterable[JSON], at: date, env: HookEnv) -> list[JSON]:
-    _, result = await plan_for(request, at, env)
-    findings = env.checker.check(list(orders), result.facts)
+async def check_orders(
+    request: HookRequest, orders: Iterable[JSON], at: date, env: HookEnv, drafts: Iterable[JSON] = ()
+) -> list[JSON]:
+    data, result = await plan_for(request, at, env)
+    # a draft's Medication may be contained, in draftOrders, or in the record
+    medications = index_medications([*data.resources, *drafts])
+    findings = env.checker.check(list(orders), result.facts, medications)
     reasons = env.knowledge.get("CodeSystem", "oi-override-reason")
     assert reasons is not None
     cards = order_cards(

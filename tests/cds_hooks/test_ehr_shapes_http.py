@@ -1,0 +1,232 @@
+"""Real EHR shapes and other patients' data through the hooks (real uvicorn, FHIR stubs).
+
+The same shapes as tests/clinical/test_ehr_shapes.py, sent as prefetch; resources of another
+patient in every prefetch key and in the FHIR fallback; FHIR servers that match only one form
+of the patient reference. The keys must equal those of the clean request.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.cds_hooks.cds_rules import assert_conformant_response, careplan_keys, keys_of
+from tests.cds_hooks.conftest import hook_request, vignette_today
+from tests.conftest import load_vignettes
+from tests.servers import free_port, service_command, uvicorn_server
+from tests.shapes import SHAPES
+
+VIGNETTES = load_vignettes()
+SERVICE_OF = {
+    "patient-view": "oi-management",
+    "order-select": "oi-order-select",
+    "order-sign": "oi-order-sign",
+}
+KEY_OF = {
+    "Condition": "conditions",
+    "Observation": "observations",
+    "MedicationRequest": "medications",
+    "MedicationStatement": "medicationStatements",
+    "CarePlan": "carePlans",
+}
+JSON = dict[str, Any]
+
+
+def _searchset(resources: list[JSON]) -> JSON:
+    return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in resources]}
+
+
+def prefetch_from(record: JSON) -> JSON:
+    """Prefetch as an EHR fills it: every resource under its key, Medications _included."""
+    resources = [e["resource"] for e in record["entry"]]
+    patient = next(r for r in resources if r["resourceType"] == "Patient")
+    by_key: dict[str, list[JSON]] = {k: [] for k in KEY_OF.values()}
+    for r in resources:
+        if r["resourceType"] in KEY_OF:
+            by_key[KEY_OF[r["resourceType"]]].append(r)
+        elif r["resourceType"] == "Medication":
+            by_key["medications"].append(r)
+    return {"patient": patient, **{k: _searchset(v) for k, v in by_key.items()}}
+
+
+def request_for(vid: str, shape: str | None = None, fhir_server: str | None = None) -> tuple[JSON, JSON]:
+    record, drafts, vignette = vignette_today(vid)
+    draft_ids = [d["id"] for d in drafts]
+    if shape is not None:
+        both = copy.deepcopy(record)
+        both["entry"] += [{"resource": d} for d in drafts]
+        shaped = SHAPES[shape](both)
+        by_id = {e["resource"].get("id"): e["resource"] for e in shaped["entry"]}
+        drafts = [by_id[i] for i in draft_ids]
+        shaped["entry"] = [e for e in shaped["entry"] if e["resource"].get("id") not in draft_ids]
+        record = shaped
+    pid = next(e["resource"]["id"] for e in record["entry"] if e["resource"]["resourceType"] == "Patient")
+    selections = None
+    if vignette.get("selections") is not None:
+        selections = [f"{drafts[i]['resourceType']}/{drafts[i]['id']}" for i in vignette["selections"]]
+    prefetch = None if fhir_server else prefetch_from(record)
+    extra = {"fhirServer": fhir_server} if fhir_server else {}
+    body = hook_request(vignette["hook"], pid, prefetch, drafts=drafts, selections=selections, **extra)
+    return body, vignette
+
+
+def call(service: str, body: JSON, hook: str) -> set[str]:
+    response = httpx.post(f"{service}/cds-services/{SERVICE_OF[hook]}", json=body, timeout=30)
+    assert response.status_code == 200, response.text
+    assert_conformant_response(response.json())
+    return careplan_keys(response.json()) if hook == "patient-view" else keys_of(response.json())
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_every_shape_over_every_vignette_through_the_hooks(shape: str, service: str) -> None:
+    for v in VIGNETTES:
+        clean, _ = request_for(v["id"])
+        shaped, _ = request_for(v["id"], shape)
+        keys = call(service, shaped, v["hook"])
+        assert set(v["expected_keys"]) <= keys, (v["id"], shape)
+        assert not set(v["expected_absent"]) & keys, (v["id"], shape)
+        assert keys == call(service, clean, v["hook"]), (v["id"], shape)
+
+
+def _foreign(resource_type: str) -> JSON:
+    """Another patient's resource that would change a type I child's plan if it were read."""
+    other = {"reference": "Patient/someone-else"}
+    snomed = "http://snomed.info/sct"
+    return {
+        "Condition": {
+            "resourceType": "Condition",
+            "id": "foreign-oi3",
+            "clinicalStatus": {
+                "coding": [
+                    {"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}
+                ]
+            },
+            "code": {"coding": [{"system": snomed, "code": "385483009"}], "text": "OI type III"},
+            "subject": other,
+        },
+        "Observation": {
+            "resourceType": "Observation",
+            "id": "foreign-amb",
+            "status": "final",
+            "code": {
+                "coding": [
+                    {
+                        "system": "https://oi-cds.example.org/CodeSystem/oi-observation",
+                        "code": "ambulatory-status",
+                    }
+                ]
+            },
+            "valueCodeableConcept": {
+                "coding": [
+                    {"system": "https://oi-cds.example.org/CodeSystem/oi-observation", "code": "wheelchair"}
+                ]
+            },
+            "effectiveDateTime": "2026-01-01",
+            "subject": other,
+        },
+        "MedicationRequest": {
+            "resourceType": "MedicationRequest",
+            "id": "foreign-med",
+            "status": "active",
+            "intent": "order",
+            "medicationCodeableConcept": {"text": "pamidronate"},
+            "subject": other,
+        },
+        "MedicationStatement": {
+            "resourceType": "MedicationStatement",
+            "id": "foreign-ms",
+            "status": "active",
+            "medicationCodeableConcept": {"text": "zoledronic acid"},
+            "subject": other,
+        },
+        "CarePlan": {
+            "resourceType": "CarePlan",
+            "id": "foreign-plan",
+            "status": "active",
+            "intent": "plan",
+            "instantiatesCanonical": ["https://oi-cds.example.org/PlanDefinition/oi-management|1.0.0"],
+            "subject": other,
+        },
+    }[resource_type]
+
+
+@pytest.mark.parametrize("resource_type", sorted(KEY_OF))
+@pytest.mark.parametrize("vid", ["s01", "s05", "s09"])
+def test_another_patients_resource_in_prefetch_never_reaches_the_facts(
+    vid: str, resource_type: str, service: str
+) -> None:
+    """Safety defect (issue 19): a foreign OI type III Condition turned a mild plan severe."""
+    clean, v = request_for(vid)
+    dirty = copy.deepcopy(clean)
+    dirty["prefetch"][KEY_OF[resource_type]]["entry"].append({"resource": _foreign(resource_type)})
+    no_subject = copy.deepcopy(_foreign(resource_type))
+    no_subject.pop("subject")
+    no_subject["id"] += "-nosubject"
+    dirty["prefetch"][KEY_OF[resource_type]]["entry"].append({"resource": no_subject})
+    assert call(service, dirty, v["hook"]) == call(service, clean, v["hook"])
+    body = httpx.post(f"{service}/cds-services/{SERVICE_OF[v['hook']]}", json=dirty).json()
+    assert "foreign" not in str(body)
+    metrics = httpx.get(f"{service}/metrics").text
+    assert f'oi_cds_foreign_resources_dropped_total{{type="{resource_type}"}}' in metrics
+
+
+@pytest.fixture(scope="module")
+def odd_servers(stub_data: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """FHIR stubs that behave as other servers do, and one service allow-listing them all."""
+    folder = tmp_path_factory.mktemp("odd")
+    variants = {
+        "typed": {"FHIR_STUB_PATIENT_FORM": "typed"},
+        "bare": {"FHIR_STUB_PATIENT_FORM": "bare"},
+        "ignores-patient": {"FHIR_STUB_IGNORE_PATIENT": "1"},
+    }
+    with _stubs(variants, stub_data, folder) as bases:
+        port = free_port()
+        env = {
+            "OI_CDS_DEMO": "true",
+            "OI_CDS_DATABASE_URL": f"sqlite:///{folder / 'db.sqlite3'}",
+            "OI_CDS_FHIR_ALLOWLIST": ",".join(bases.values()),
+            "OI_CDS_FHIR_MAX_PAGES": "200",
+        }
+        with uvicorn_server(service_command(port), port, folder / "service.txt", env) as base:
+            yield {"service": base, **bases}
+
+
+class _stubs:
+    def __init__(self, variants: dict[str, dict[str, str]], data: list[Path], folder: Path) -> None:
+        self.variants, self.data, self.folder = variants, data, folder
+        self.servers: list[Any] = []
+
+    def __enter__(self) -> dict[str, str]:
+        bases = {}
+        for name, extra in self.variants.items():
+            port = free_port()
+            command = [sys.executable, "-m", "uvicorn", "tests.cds_hooks.fhir_stub:app", "--port", str(port)]
+            env = {"FHIR_STUB_DATA": ":".join(str(p) for p in self.data), **extra}
+            server = uvicorn_server(command, port, self.folder / f"{name}.txt", env)
+            bases[name] = server.__enter__() + "/fhir"
+            self.servers.append(server)
+        return bases
+
+    def __exit__(self, *exc: object) -> None:
+        for server in reversed(self.servers):
+            server.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize("variant", ["typed", "bare", "ignores-patient"])
+def test_the_fallback_gives_the_prefetch_cards_whatever_the_servers_search_rules(
+    variant: str, odd_servers: dict[str, str]
+) -> None:
+    service = odd_servers["service"]
+    for v in VIGNETTES:
+        with_prefetch, _ = request_for(v["id"])
+        without, _ = request_for(v["id"], fhir_server=odd_servers[variant])
+        assert call(service, without, v["hook"]) == call(service, with_prefetch, v["hook"]), (
+            v["id"],
+            variant,
+        )
