@@ -7,16 +7,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from services.cds_hooks import card_ids
+from services.plan_builder.engine import Alternative
 from services.plan_builder.knowledge import MANAGEMENT_PLAN, RECOMMENDATION_SYSTEM
 from services.plan_builder.orders import OrderFinding
 from services.plan_builder.planner import PlanResult, Recommendation
 from services.plan_builder.types import JSON
 
 SOURCE_LABEL = "OI management summary (project source text)"
-BISPHOSPHONATE_SUGGESTIONS = (
-    ("Propose IV pamidronate", "pamidronate (intravenous)", "Intravenous route"),
-    ("Propose oral alendronate", "alendronate (oral)", "Oral route"),
-)
 ROD_CODES = {
     "telescoping": ("rod-telescoping", "Osteotomy and fixation with telescoping intramedullary rod"),
     "non-telescoping": (
@@ -170,22 +167,33 @@ def patient_view_cards(
     return cards
 
 
-def _bisphosphonate_suggestions(patient_ref: str) -> list[JSON]:
+def proposal(definition: JSON, patient_ref: str) -> JSON:
+    """An ActivityDefinition of kind MedicationRequest -> the draft it proposes (no dose)."""
+    resource: JSON = {
+        "resourceType": "MedicationRequest",
+        "status": "draft",
+        "intent": definition.get("intent", "proposal"),
+        "medicationCodeableConcept": definition["productCodeableConcept"],
+        "subject": {"reference": patient_ref},
+        "instantiatesCanonical": [f"{definition['url']}|{definition['version']}"],
+    }
+    if definition.get("dosage"):
+        resource["dosageInstruction"] = definition["dosage"]
+    return resource
+
+
+def _alternative_suggestions(
+    alternatives: Sequence[Alternative], keys: frozenset[str], patient_ref: str
+) -> list[JSON]:
     out = []
-    for label, text, route in BISPHOSPHONATE_SUGGESTIONS:
-        resource = {
-            "resourceType": "MedicationRequest",
-            "status": "draft",
-            "intent": "proposal",
-            "medicationCodeableConcept": {"text": text},
-            "subject": {"reference": patient_ref},
-            "dosageInstruction": [
-                {"text": "Dose and schedule to be completed by the prescriber", "route": {"text": route}}
-            ],
-        }
+    for alt in alternatives:
+        if alt.when_recommended is not None and alt.when_recommended not in keys:
+            continue
+        resource = proposal(alt.definition, patient_ref)
+        text = resource["medicationCodeableConcept"].get("text", alt.definition["title"])
         out.append(
             _suggestion(
-                label=label,
+                label=alt.definition["title"],
                 uuid=new_uuid(),
                 actions=[
                     _action(type="create", description=f"Draft a {text} order (no dose)", resource=resource)
@@ -200,67 +208,37 @@ def _order_ref(order: JSON) -> str | None:
 
 
 def override_reasons(code_system: JSON) -> list[JSON]:
+    """A CodeSystem of override reasons as the Codings CDS Hooks cards carry."""
     return [
         _coding(system=code_system["url"], code=c["code"], display=c["display"])
         for c in code_system["concept"]
     ]
 
 
-def order_cards(
-    findings: Sequence[OrderFinding], bisphosphonate_indicated: bool, patient_ref: str, reasons: list[JSON]
-) -> list[JSON]:
+def order_cards(findings: Sequence[OrderFinding], plan_keys: Sequence[str], patient_ref: str) -> list[JSON]:
+    """One card per finding; what it offers is data on the order-check action (CardOffers)."""
+    keys = frozenset(plan_keys)
     cards = []
     for finding in findings:
         rec = finding.recommendation
+        offers = finding.action.offers
         order_ref = _order_ref(finding.order)
         suggestions: list[JSON] = []
-        override = None
-        if rec.key in ("order-not-approved", "order-investigational"):
-            override = reasons
-            if order_ref:
-                suggestions.append(
-                    _suggestion(
-                        label="Remove this draft order",
-                        uuid=new_uuid(),
-                        actions=[
-                            _action(
-                                type="delete",
-                                description=f"Remove the draft {order_ref}",
-                                resourceId=order_ref,
-                            )
-                        ],
-                    )
-                )
-        if (
-            rec.key in ("order-not-approved", "order-investigational", "order-no-or-mixed-evidence")
-            and bisphosphonate_indicated
-        ):
-            suggestions.extend(_bisphosphonate_suggestions(patient_ref))
-        if rec.key == "order-rod-type-mismatch":
-            drafted = finding.order_facts.get("rodType")
-            wanted = "non-telescoping" if drafted == "telescoping" else "telescoping"
-            code, display = ROD_CODES[wanted]
-            replacement = {
-                "resourceType": "ServiceRequest",
-                "status": "draft",
-                "intent": "proposal",
-                "code": {
-                    "coding": [{"system": PROCEDURE_SYSTEM, "code": code, "display": display}],
-                    "text": display,
-                },
-                "subject": {"reference": patient_ref},
-            }
-            if finding.order.get("bodySite"):
-                replacement["bodySite"] = finding.order["bodySite"]
-            actions = [_action(type="create", description=f"Draft: {display}", resource=replacement)]
-            if order_ref:
-                actions.insert(
-                    0,
-                    _action(type="delete", description=f"Remove the draft {order_ref}", resourceId=order_ref),
-                )
+        if offers.offers_removal and order_ref:
             suggestions.append(
-                _suggestion(label=f"Use a {wanted} rod instead", uuid=new_uuid(), actions=actions)
+                _suggestion(
+                    label="Remove this draft order",
+                    uuid=new_uuid(),
+                    actions=[
+                        _action(
+                            type="delete", description=f"Remove the draft {order_ref}", resourceId=order_ref
+                        )
+                    ],
+                )
             )
+        suggestions.extend(_alternative_suggestions(offers.alternatives, keys, patient_ref))
+        if offers.replaces_rod:
+            suggestions.append(_rod_suggestion(finding, order_ref, patient_ref))
         detail = [
             _md(rec.description),
             "",
@@ -268,12 +246,8 @@ def order_cards(
             "",
             f"_Source:_ {_md(rec.citation)}.",
         ]
-        if rec.key == "order-no-or-mixed-evidence":
-            detail += [
-                "",
-                "Supplementing a documented deficiency is a separate decision: "
-                "the draft order is not removed.",
-            ]
+        if offers.note:
+            detail += ["", offers.note]
         cards.append(
             _card(
                 uuid=card_ids.issue(rec.key),
@@ -283,7 +257,30 @@ def order_cards(
                 source=card_source(rec),
                 suggestions=suggestions or None,
                 selectionBehavior="at-most-one" if suggestions else None,
-                overrideReasons=override,
+                overrideReasons=override_reasons(offers.override_reasons)
+                if offers.override_reasons
+                else None,
             )
         )
     return cards
+
+
+def _rod_suggestion(finding: OrderFinding, order_ref: str | None, patient_ref: str) -> JSON:
+    drafted = finding.order_facts.get("rodType")
+    wanted = "non-telescoping" if drafted == "telescoping" else "telescoping"
+    code, display = ROD_CODES[wanted]
+    replacement: JSON = {
+        "resourceType": "ServiceRequest",
+        "status": "draft",
+        "intent": "proposal",
+        "code": {"coding": [{"system": PROCEDURE_SYSTEM, "code": code, "display": display}], "text": display},
+        "subject": {"reference": patient_ref},
+    }
+    if finding.order.get("bodySite"):
+        replacement["bodySite"] = finding.order["bodySite"]
+    actions = [_action(type="create", description=f"Draft: {display}", resource=replacement)]
+    if order_ref:
+        actions.insert(
+            0, _action(type="delete", description=f"Remove the draft {order_ref}", resourceId=order_ref)
+        )
+    return _suggestion(label=f"Use a {wanted} rod instead", uuid=new_uuid(), actions=actions)

@@ -20,13 +20,38 @@ import fhirpathpy
 from services.plan_builder.types import JSON, Tri
 
 FHIRPATH = "text/fhirpath"
-EXT_INDICATOR = "https://oi-cds.example.org/StructureDefinition/cds-card-indicator"
+EXT = "https://oi-cds.example.org/StructureDefinition/"
+EXT_INDICATOR = EXT + "cds-card-indicator"
+EXT_OVERRIDE_REASONS = EXT + "cds-card-override-reasons"
+EXT_OFFERS_REMOVAL = EXT + "cds-card-offers-removal"
+EXT_ALTERNATIVE = EXT + "cds-card-alternative"
+EXT_REPLACES_ROD = EXT + "cds-card-replaces-rod"
+EXT_NOTE = EXT + "cds-card-note"
 _VARIABLE = re.compile(r"%([A-Za-z_]\w*)(?:\.([A-Za-z_]\w*))?")
 _CACHE_LIMIT = 65_536
 
 
 class PlanCompileError(RuntimeError):
     """A PlanDefinition cannot be compiled: the service must not start on it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Alternative:
+    """An order to propose instead of the drafted one, when the patient's plan holds a key."""
+
+    definition: JSON  # an ActivityDefinition
+    when_recommended: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CardOffers:
+    """What an action's card offers besides its text: data on the action, read by the faces."""
+
+    override_reasons: JSON | None = None  # a CodeSystem of reasons
+    offers_removal: bool = False
+    alternatives: tuple[Alternative, ...] = ()
+    replaces_rod: bool = False
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +68,7 @@ class CompiledAction:
     definition_canonical: str | None
     definition: JSON | None
     function: Callable[..., Any] = field(repr=False, compare=False)
+    offers: CardOffers = field(default_factory=CardOffers)
 
     def names(self, variable: str) -> tuple[str, ...]:
         return tuple(n for v, n in self.references if v == variable)
@@ -154,6 +180,7 @@ def _compile_action(
         None,
     )
     coding = codings[0]
+    offers = _card_offers(action.get("extension", []), resources, where)
     return CompiledAction(
         id=action.get("id", coding["code"]),
         key=coding["code"],
@@ -167,4 +194,38 @@ def _compile_action(
         definition_canonical=canonical,
         definition=definition,
         function=function,
+        offers=offers,
     )
+
+
+def _resolve(canonical: Any, resources: Mapping[str, JSON], where: str) -> JSON:
+    found = resources.get(str(canonical).split("|", 1)[0]) if isinstance(canonical, str) else None
+    if found is None:
+        raise PlanCompileError(f"{where}: {canonical!r} does not resolve to a knowledge artifact")
+    return found
+
+
+def _card_offers(extensions: list[JSON], resources: Mapping[str, JSON], where: str) -> CardOffers:
+    reasons = None
+    removal = replaces_rod = False
+    note = None
+    alternatives: list[Alternative] = []
+    for ext in extensions:
+        url = ext.get("url")
+        if url == EXT_OVERRIDE_REASONS:
+            reasons = _resolve(ext.get("valueCanonical"), resources, where)
+        elif url == EXT_OFFERS_REMOVAL:
+            removal = ext.get("valueBoolean") is True
+        elif url == EXT_REPLACES_ROD:
+            replaces_rod = ext.get("valueBoolean") is True
+        elif url == EXT_NOTE:
+            note = ext.get("valueMarkdown")
+        elif url == EXT_ALTERNATIVE:
+            parts = {e.get("url"): e for e in ext.get("extension", [])}
+            definition = _resolve((parts.get("definition") or {}).get("valueCanonical"), resources, where)
+            if definition.get("resourceType") != "ActivityDefinition":
+                raise PlanCompileError(f"{where}: an alternative must be an ActivityDefinition")
+            alternatives.append(
+                Alternative(definition, (parts.get("whenRecommended") or {}).get("valueCode"))
+            )
+    return CardOffers(reasons, removal, tuple(alternatives), replaces_rod, note)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from services.plan_builder.engine import CompiledAction
 from services.plan_builder.facts import PatientFacts, resource_ref, site_key
 from services.plan_builder.knowledge import Knowledge
 from services.plan_builder.medications import NO_MEDICATIONS, Medications, medication_concepts
@@ -23,9 +24,13 @@ class OrderFinding:
     """One order-time card's content: the recommendation, for which draft order, and why."""
 
     recommendation: Recommendation
-    action_id: str
+    action: CompiledAction
     order: JSON
     order_facts: JSON
+
+    @property
+    def action_id(self) -> str:
+        return self.action.id
 
     @property
     def key(self) -> str:
@@ -99,6 +104,6 @@ class OrderChecker:
                     continue
                 order_ref = resource_ref(order)
                 recommendation = recommend(action, facts, more_evidence=(order_ref,) if order_ref else ())
-                findings.append(OrderFinding(recommendation, action.id, order, ofacts))
+                findings.append(OrderFinding(recommendation, action, order, ofacts))
                 break  # one card per draft order
         return findings

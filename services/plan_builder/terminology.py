@@ -19,6 +19,7 @@ from services.plan_builder.types import JSON
 BASE = "https://oi-cds.example.org"
 EXT = BASE + "/StructureDefinition/"
 EXT_MATCH_NAME = EXT + "valueset-match-name"
+EXT_MATCH_PREFIX = EXT + "valueset-match-ingredient-prefix"
 EXT_EXCLUDE_NAME = EXT + "valueset-exclude-name"
 EXT_EXCLUDE_ROUTE = EXT + "valueset-exclude-route"
 EXT_PRIORITY = EXT + "valueset-match-priority"
@@ -26,6 +27,8 @@ EXT_IMPLIED_SEVERITY = EXT + "valueset-implied-severity"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 
 _NON_WORD = re.compile(r"[^0-9a-z]+")
+# how product names join their ingredients: RxNorm "A 10 MG / B 5 MG", "A + B", "A, B", "A and B"
+_INGREDIENT_SPLIT = re.compile(r"\s*(?:/|\+|,|;|\band\b|\bwith\b)\s*", re.IGNORECASE)
 _EMPTY: frozenset[str] = frozenset()
 
 
@@ -54,6 +57,12 @@ class NameRule:
     exclude_names: tuple[str, ...]
     exclude_routes: tuple[str, ...]
     priority: int
+    prefixes: tuple[str, ...] = ()  # names that count only where an ingredient begins
+
+
+def ingredient_starts(texts: Iterable[str]) -> list[str]:
+    """Each ingredient of each text, normalized (' calcium carbonate 500 mg ')."""
+    return [normalize_text(part) for t in texts for part in _INGREDIENT_SPLIT.split(t) if part.strip()]
 
 
 @dataclass
@@ -147,9 +156,14 @@ class Terminology:
             return frozenset()
         route_text = [normalize_text(r) for r in routes if r]
         found = set()
+        starts: list[str] | None = None
         for vid, rule in self.name_rules.items():
             if any(f" {n} " in t for n in rule.names for t in norm):
                 found.add(vid)
+            elif rule.prefixes:
+                starts = starts if starts is not None else ingredient_starts(t for t in texts if t)
+                if any(s.startswith(f" {p} ") for p in rule.prefixes for s in starts):
+                    found.add(vid)
         return frozenset(vid for vid in found if not self.excluded(vid, norm, route_text))
 
     def excluded(self, vid: str, norm_texts: list[str], norm_routes: list[str]) -> bool:
@@ -173,7 +187,8 @@ def _strings(vs: JSON, url: str) -> tuple[str, ...]:
 
 def _name_rule(vs: JSON) -> NameRule | None:
     names = _strings(vs, EXT_MATCH_NAME)
-    if not names:
+    prefixes = _strings(vs, EXT_MATCH_PREFIX)
+    if not names and not prefixes:
         return None
     priority: Any = next(
         (e.get("valueInteger") for e in vs.get("extension", []) if e.get("url") == EXT_PRIORITY),
@@ -184,6 +199,7 @@ def _name_rule(vs: JSON) -> NameRule | None:
         exclude_names=_strings(vs, EXT_EXCLUDE_NAME),
         exclude_routes=_strings(vs, EXT_EXCLUDE_ROUTE),
         priority=int(priority),
+        prefixes=prefixes,
     )
 
 

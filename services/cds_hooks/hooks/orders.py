@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date
 
-from services.cds_hooks.cards import order_cards, override_reasons
+from services.cds_hooks.cards import order_cards
 from services.cds_hooks.errors import BadRequest, PayloadTooLarge
 from services.cds_hooks.hooks.common import plan_for
 from services.cds_hooks.models import HookRequest
@@ -42,12 +42,4 @@ async def check_orders(
     # a draft's Medication may be contained, in draftOrders, or in the record
     medications = index_medications([*data.resources, *drafts])
     findings = env.checker.check(list(orders), result.facts, medications)
-    reasons = env.knowledge.get("CodeSystem", "oi-override-reason")
-    assert reasons is not None
-    cards = order_cards(
-        findings,
-        "bisphosphonate-therapy" in result.keys,
-        f"Patient/{request.context['patientId']}",
-        override_reasons(reasons),
-    )
-    return cards
+    return order_cards(findings, result.keys, f"Patient/{request.context['patientId']}")

@@ -1,0 +1,98 @@
+"""Order-time cards are rendered from the knowledge: what a card offers is data on the action."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from services.cds_hooks.cards import order_cards
+from services.plan_builder import Planner, load_knowledge
+from services.plan_builder.knowledge import default_profiles_dir
+from services.plan_builder.orders import OrderChecker
+from tests.cds_hooks.cds_rules import assert_conformant_response
+from tests.fhir_builders import condition as c
+from tests.fhir_builders import medication as m
+from tests.fhir_builders import patient
+
+AT = date(2026, 6, 1)
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+
+def _cards(knowledge_dir: Path | None, drug: str) -> list[dict[str, Any]]:
+    knowledge = load_knowledge(knowledge_dir)
+    planner, checker = Planner(knowledge), OrderChecker(knowledge)
+    result = planner.plan(patient(birth="2018-01-01"), [c("oi-type-3")], AT)
+    findings = checker.check([m(drug, status="draft")], result.facts)
+    cards = order_cards(findings, result.keys, "Patient/p1")
+    assert_conformant_response({"cards": cards})
+    return cards
+
+
+def test_proposed_orders_carry_text_and_an_rxnorm_code() -> None:
+    """Issue 19: a suggestion with only text cannot become an order in an EHR or the Sandbox."""
+    (card,) = _cards(None, "denosumab")
+    proposals = [
+        a["resource"]
+        for s in card["suggestions"]
+        for a in s["actions"]
+        if a["type"] == "create" and a["resource"]["resourceType"] == "MedicationRequest"
+    ]
+    assert len(proposals) == 2
+    for resource in proposals:
+        concept = resource["medicationCodeableConcept"]
+        assert concept["text"] in ("pamidronate (intravenous)", "alendronate (oral)")
+        assert [x["system"] for x in concept["coding"]] == [RXNORM]
+        assert resource["status"] == "draft"
+        assert "doseAndRate" not in resource["dosageInstruction"][0]
+    assert card["overrideReasons"]
+    assert any(a["type"] == "delete" for s in card["suggestions"] for a in s["actions"])
+
+
+def test_a_new_order_check_in_the_knowledge_gets_a_complete_card(tmp_path: Path) -> None:
+    """No Python change: an order check added to fhir_profiles/ gets override reasons, removal
+    and alternatives from the data on its action."""
+    folder = tmp_path / "fhir_profiles"
+    shutil.copytree(default_profiles_dir(), folder, ignore=shutil.ignore_patterns("examples", "*.py"))
+    codes_path = folder / "CodeSystem-oi-recommendation.json"
+    codes = json.loads(codes_path.read_text())
+    codes["concept"].append({"code": "order-calcitonin-test", "display": "Calcitonin drafted (test check)"})
+    codes_path.write_text(json.dumps(codes))
+    plan_path = folder / "PlanDefinition-oi-order-checks.json"
+    plan = json.loads(plan_path.read_text())
+    template = next(a for a in plan["action"] if a["id"] == "order-not-approved")
+    action = json.loads(json.dumps(template))
+    action["id"] = "order-calcitonin-test"
+    action["title"] = "Calcitonin drafted (test check)"
+    action["code"][0]["coding"][0].update(
+        code="order-calcitonin-test", display="Calcitonin drafted (test check)"
+    )
+    action["condition"][0]["expression"]["expression"] = "%facts.oi and %order.drugGroup = 'drug-calcitonin'"
+    plan["action"].insert(0, action)  # first applying action wins
+    plan_path.write_text(json.dumps(plan))
+
+    (card,) = _cards(folder, "calcitonin salmon nasal spray")
+    assert card["source"]["topic"]["code"] == "order-calcitonin-test"
+    assert card["indicator"] == "warning"
+    assert {r["code"] for r in card["overrideReasons"]} == {
+        x["code"] for x in json.loads((folder / "CodeSystem-oi-override-reason.json").read_text())["concept"]
+    }
+    labels = [s["label"] for s in card["suggestions"]]
+    assert labels == ["Remove this draft order", "Propose IV pamidronate", "Propose oral alendronate"]
+    # and without the alternatives' condition (bisphosphonate-therapy) they are not offered
+    (card,) = _cards(None, "calcitonin salmon nasal spray")
+    assert card["source"]["topic"]["code"] == "order-no-or-mixed-evidence"
+    assert "overrideReasons" not in card
+
+
+def test_alternatives_need_the_key_they_name() -> None:
+    knowledge = load_knowledge()
+    planner, checker = Planner(knowledge), OrderChecker(knowledge)
+    mild = planner.plan(patient(birth="2018-01-01"), [c("oi-type-1")], AT)
+    assert "bisphosphonate-therapy" not in mild.keys
+    (card,) = order_cards(
+        checker.check([m("denosumab", status="draft")], mild.facts), mild.keys, "Patient/p1"
+    )
+    assert [s["label"] for s in card["suggestions"]] == ["Remove this draft order"]
