@@ -111,16 +111,27 @@ class Verifier:
         self.keys = keys
         self.replay = replay
 
-    def _source(self, issuer: TrustedIssuer, header: dict[str, Any]) -> str:
+    async def _key(self, issuer: TrustedIssuer, header: dict[str, Any]) -> Any:
+        """The signing key: a pinned key set first, then an allowed jku, then the JWKS URL.
+
+        A key set shared out of band (jwks_file) that holds the token's kid is used whatever
+        jku the token names, and that jku is never fetched: the CDS Hooks Sandbox always sends
+        its public jku, which an offline service cannot and need not reach.
+        """
+        kid = str(header["kid"])
         jku = header.get("jku")
+        if issuer.jwks_file is not None:
+            try:
+                return await self.keys.key(str(issuer.jwks_file), kid)
+            except Unauthorized:
+                if jku is None or jku not in issuer.jku_allow:
+                    raise
         if jku is not None:
             if jku not in issuer.jku_allow:
                 raise Unauthorized("key set URL not trusted")
-            return str(jku)
-        if issuer.jwks_file is not None:
-            return str(issuer.jwks_file)
+            return await self.keys.key(str(jku), kid)
         if issuer.jwks_url:
-            return issuer.jwks_url
+            return await self.keys.key(issuer.jwks_url, kid)
         raise Unauthorized("no key set for issuer")
 
     async def verify(self, authorization: str | None, audiences: list[str]) -> dict[str, Any]:
@@ -139,7 +150,7 @@ class Verifier:
         issuer = self.settings.trusted_issuers.get(str(unverified.get("iss")))
         if issuer is None:
             raise Unauthorized("issuer not trusted")
-        key = await self.keys.key(self._source(issuer, header), str(header["kid"]))
+        key = await self._key(issuer, header)
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,

@@ -95,6 +95,18 @@ def _keys_of(plan: JSON) -> set[str]:
     }
 
 
+def could_not_run_card(why: str) -> JSON:
+    """Required data could not be had: one warning card instead of a 412 (OI_CDS_ON_MISSING_DATA=card)."""
+    return _card(
+        uuid=card_ids.issue("checks-not-run"),
+        summary="OI checks could not run: required patient data was unavailable",
+        detail="The osteogenesis imperfecta checks did not run, so no OI advice is shown. "
+        + f"{_md(why)}.\n\nThis is not an all-clear: check again when the data is available.",
+        indicator="warning",
+        source=_wire(label=SOURCE_LABEL, topic=topic("checks-not-run", "OI checks could not run")),
+    )
+
+
 def patient_view_cards(
     result: PlanResult, care_plans: Sequence[JSON], unchecked: Sequence[str], plan_version: str
 ) -> list[JSON]:

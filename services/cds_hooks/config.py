@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     hook_deadline_s: float = Field(
         2.0, gt=0, description="a hook call answers within this (412 if the data is late)"
     )
+    on_missing_data: Literal["412", "card"] = Field(
+        "412",
+        description="required data unobtainable: 412 (the spec's answer) or card (200 and one warning "
+        "card saying which data; for EHRs that show a failed service as 'all clear')",
+    )
     plan: PlanSettings = Field(default_factory=PlanSettings, description="the contract's site thresholds")
 
     @field_validator("fhir_allowlist", "cors_origins", mode="before")

@@ -26,6 +26,10 @@ from tests.cds_hooks.conftest import example_bundle, hook_request, prefetch_of
 from tests.servers import free_port, service_command, uvicorn_server
 
 ISS_A, ISS_B, ISS_C = "https://ehr-a.test", "https://ehr-b.test", "https://ehr-down.test"
+# The CDS Hooks Sandbox's issuer and key id, as its jwt-generator.js writes them; the key here is
+# generated (the Sandbox's own is published in its repository: docs/sandbox.md says how to pin it).
+ISS_SANDBOX = "https://sandbox.cds-hooks.org"
+SANDBOX_JKU = "https://sandbox.cds-hooks.org/.well-known/jwks.json"
 
 
 class Signer:
@@ -56,18 +60,22 @@ ES = Signer("ES384")
 RS = Signer("RS384")
 B_KEY = Signer("ES384")
 STRANGER = Signer("ES384")
+SANDBOX = Signer("ES384")
+SANDBOX.kid = "44823f3d-0b01-4a6c-a80e-b9d3e8a7226f"
 
 
 @pytest.fixture(scope="module")
 def secured(fhir_stub: str, jwks_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("secured")
     (folder / "a.json").write_text(json.dumps({"keys": [ES.jwk(), RS.jwk()]}))
+    (folder / "sandbox.json").write_text(json.dumps({"keys": [SANDBOX.jwk()]}))
     (jwks_dir / "b.json").write_text(json.dumps({"keys": [B_KEY.jwk()]}))
     b_url = fhir_stub.removesuffix("/fhir") + "/jwks/b.json"
     issuers = {
         ISS_A: {"jwks_file": str(folder / "a.json")},
         ISS_B: {"jwks_url": b_url, "jku_allow": [b_url]},
         ISS_C: {"jwks_url": f"http://127.0.0.1:{free_port()}/jwks.json"},
+        ISS_SANDBOX: {"jwks_file": str(folder / "sandbox.json")},
     }
     port = free_port()
     env = {
@@ -118,6 +126,33 @@ def test_issuer_with_published_jwks_and_allowed_jku(secured: str, fhir_stub: str
     assert _get(secured, B_KEY.token(aud, ISS_B)).status_code == 200
     jku = fhir_stub.removesuffix("/fhir") + "/jwks/b.json"
     assert _get(secured, B_KEY.token(aud, ISS_B, header={"jku": jku})).status_code == 200
+
+
+def test_the_sandbox_token_with_its_jku_is_trusted_through_a_pinned_key_set(secured: str) -> None:
+    """Issue 19: the Sandbox always sends a jku; offline, the pinned jwks_file decides."""
+    aud = secured + "/cds-services"
+    token = SANDBOX.token(aud, ISS_SANDBOX, header={"jku": SANDBOX_JKU})
+    assert _get(secured, token).status_code == 200
+    hook = secured + "/cds-services/oi-management"
+    body = hook_request(
+        "patient-view", "oi-type-iii-child", prefetch_of(example_bundle(), "oi-type-iii-child")
+    )
+    response = httpx.post(
+        hook,
+        json=body,
+        headers={"Authorization": f"Bearer {SANDBOX.token(hook, ISS_SANDBOX, header={'jku': SANDBOX_JKU})}"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["cards"]
+
+
+def test_a_pinned_key_set_without_the_kid_does_not_open_the_jku(secured: str) -> None:
+    aud = secured + "/cds-services"
+    stranger = Signer("ES384")
+    _rejected(_get(secured, stranger.token(aud, ISS_SANDBOX, header={"jku": SANDBOX_JKU})))
+    forged = Signer("ES384")
+    forged.kid = SANDBOX.kid  # the right kid, another key: the signature fails
+    _rejected(_get(secured, forged.token(aud, ISS_SANDBOX, header={"jku": SANDBOX_JKU})))
 
 
 def _b64(data: bytes) -> str:

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from services.plan_builder.types import JSON
+from tests.cds_hooks.cds_rules import assert_conformant_response
 from tests.cds_hooks.conftest import example_bundle, hook_request, prefetch_of
 from tests.servers import free_port, service_command, uvicorn_server
 
@@ -103,3 +104,44 @@ def test_entry_count_limits(limited: str) -> None:
     ]
     body = hook_request("order-sign", PID, prefetch_of(example_bundle(), PID), drafts=drafts)
     assert httpx.post(f"{limited}/cds-services/oi-order-sign", json=body).status_code == 413
+
+
+@pytest.fixture(scope="module")
+def card_on_missing(fhir_stub: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("card-on-missing")
+    port = free_port()
+    env = {
+        "OI_CDS_DEMO": "true",
+        "OI_CDS_DATABASE_URL": f"sqlite:///{folder / 'db.sqlite3'}",
+        "OI_CDS_FHIR_ALLOWLIST": fhir_stub,
+        "OI_CDS_HOOK_DEADLINE_S": "1",
+        "OI_CDS_ON_MISSING_DATA": "card",
+    }
+    with uvicorn_server(service_command(port), port, folder / "log.txt", env) as base:
+        yield base
+
+
+@pytest.mark.parametrize("why", ["no-server", "deadline"])
+def test_on_missing_data_card_answers_one_warning_card_not_all_clear(
+    why: str, card_on_missing: str, fhir_stub: str
+) -> None:
+    """Issue 19: a 412 reads as "All clear!" in the Sandbox; a site may ask for a card."""
+    prefetch = prefetch_of(example_bundle(), PID)
+    del prefetch["conditions"]
+    extra = {}
+    if why == "deadline":
+        prefetch["patient"]["id"] = "slow-x"
+        extra = {"fhirServer": fhir_stub}
+    pid = prefetch["patient"]["id"]
+    response = httpx.post(
+        f"{card_on_missing}/cds-services/oi-management",
+        json=hook_request("patient-view", pid, prefetch, **extra),
+        timeout=10,
+    )
+    assert response.status_code == 200
+    (card,) = response.json()["cards"]
+    assert card["indicator"] == "warning"
+    assert card["summary"].startswith("OI checks could not run")
+    assert "conditions" in card["detail"] or "within 1 s" in card["detail"]
+    assert "not an all-clear" in card["detail"]
+    assert_conformant_response(response.json())

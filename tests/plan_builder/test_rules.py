@@ -626,3 +626,15 @@ def test_not_an_oi_patient(label: str, resources: list[dict[str, Any]], planner:
 def test_oi_without_verification_status_counts(planner: Planner) -> None:
     result = planner.plan(CHILD, [c("oi-type-3", verification=None, clinical=None)], AT)
     assert "rehabilitation" in result.keys
+
+
+def test_mobility_support_is_false_not_undecided_for_a_mild_patient_without_ambulatory_status(
+    planner: Planner,
+) -> None:
+    """Issue 19: an unknown functional status is not a reason to report mobility-support as
+    withheld when the severity branch is false anyway (mild)."""
+    result = planner.plan(patient(birth="2018-01-01"), [c("oi-type-1")], AT)
+    assert "mobility-support" not in result.keys
+    assert "mobility-support" not in {w.key for w in result.withheld}
+    unknown = planner.plan(patient(birth="2018-01-01"), [c("oi")], AT)  # severity unknown
+    assert "mobility-support" in {w.key for w in unknown.withheld}

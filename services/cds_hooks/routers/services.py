@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from services.cds_hooks import metrics
 from services.cds_hooks.body import json_object, read_json
+from services.cds_hooks.cards import could_not_run_card
 from services.cds_hooks.deps import RegistryDep, ServicesDep
 from services.cds_hooks.errors import BadRequest, NotFound, PreconditionFailed
 from services.cds_hooks.examples import HOOK_OPENAPI
@@ -87,16 +88,23 @@ async def call_service(service_id: str, request: Request, deps: ServicesDep) -> 
     try:
         # a slow FHIR server never holds the call past its deadline (a timeout scope: no extra
         # task per call, unlike wait_for)
-        async with asyncio.timeout(deps.settings.hook_deadline_s):
-            cards = await service.handler(hook_request, context, at, env)
-    except TimeoutError as exc:
-        metrics.PRECONDITION_FAILED.labels("deadline").inc()
-        raise PreconditionFailed(
-            f"required FHIR data could not be obtained within {deps.settings.hook_deadline_s:g} s"
-        ) from exc
-    except PreconditionFailed:
-        metrics.PRECONDITION_FAILED.labels("data-unavailable").inc()
-        raise
+        try:
+            async with asyncio.timeout(deps.settings.hook_deadline_s):
+                cards = await service.handler(hook_request, context, at, env)
+        except TimeoutError as exc:
+            metrics.PRECONDITION_FAILED.labels("deadline").inc()
+            raise PreconditionFailed(
+                f"required FHIR data could not be obtained within {deps.settings.hook_deadline_s:g} s"
+            ) from exc
+        except PreconditionFailed:
+            metrics.PRECONDITION_FAILED.labels("data-unavailable").inc()
+            raise
+    except PreconditionFailed as exc:
+        if deps.settings.on_missing_data != "card":
+            raise
+        # Some EHR UIs (and the CDS Hooks Sandbox) show a failed service as "all clear":
+        # a site may ask for a card that says the checks did not run instead.
+        cards = [could_not_run_card(exc.diagnostics)]
     for card in cards:
         metrics.CARDS.labels(service.id, card["source"]["topic"]["code"]).inc()
     return json_response({"cards": cards})
