@@ -8,6 +8,8 @@ sends a 12 MB body, ``wrongtype-...`` answers a search with a Patient.
 ``both`` (default), ``typed`` (only ``Patient/<id>``; a bare id matches nothing, as Medplum),
 ``bare`` (only ``<id>``; a typed reference is refused with 400). ``FHIR_STUB_IGNORE_PATIENT=1``
 ignores the parameter and answers every patient's resources, as a server that does not support it.
+``FHIR_STUB_CANONICAL=exact`` matches ``instantiates-canonical`` as an exact string (versioned or
+not), as some servers do. ``PUT /fhir/{type}/{id}`` stores a resource.
 """
 
 from __future__ import annotations
@@ -93,6 +95,26 @@ def _wanted_patient(raw: str) -> str | Response | None:
     return raw.removeprefix("Patient/")
 
 
+CANONICAL_EXACT = os.environ.get("FHIR_STUB_CANONICAL") == "exact"
+
+
+async def update(request: Request) -> Response:
+    """PUT a resource (tests store what the service proposed, as an EHR would)."""
+    resource = await request.json()
+    DATA[f"{request.path_params['type']}/{request.path_params['id']}"] = resource
+    return JSONResponse(resource, media_type="application/fhir+json")
+
+
+def _canonical_matches(resource: dict[str, Any], wanted: str | None) -> bool:
+    """instantiates-canonical: exact string match when FHIR_STUB_CANONICAL=exact, as some servers do."""
+    if wanted is None:
+        return True
+    have = resource.get("instantiatesCanonical") or []
+    if CANONICAL_EXACT:
+        return wanted in have
+    return any(c.split("|", 1)[0] == wanted.split("|", 1)[0] for c in have)
+
+
 async def search(request: Request) -> Response:
     rtype = request.path_params["type"]
     wanted = _wanted_patient(request.query_params.get("patient", ""))
@@ -110,6 +132,11 @@ async def search(request: Request) -> Response:
         if key.startswith(rtype + "/")
         and wanted is not None
         and (IGNORE_PATIENT or _patient_of(r) == patient_id)
+        and _canonical_matches(r, request.query_params.get("instantiates-canonical"))
+        and (
+            request.query_params.get("status") is None
+            or r.get("status") in request.query_params["status"].split(",")
+        )
     ]
     count = int(request.query_params.get("_count", "2"))
     page = int(request.query_params.get("_page", "0"))
@@ -149,6 +176,7 @@ app = Starlette(
         Route("/_seen", seen),
         Route("/jwks/{name}.json", jwks),
         Route("/fhir/{type}/{id}", read),
+        Route("/fhir/{type}/{id}", update, methods=["PUT"]),
         Route("/fhir/{type}", search),
     ]
 )

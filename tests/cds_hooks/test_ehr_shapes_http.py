@@ -184,6 +184,7 @@ def odd_servers(stub_data: list[Path], tmp_path_factory: pytest.TempPathFactory)
         "typed": {"FHIR_STUB_PATIENT_FORM": "typed"},
         "bare": {"FHIR_STUB_PATIENT_FORM": "bare"},
         "ignores-patient": {"FHIR_STUB_IGNORE_PATIENT": "1"},
+        "exact-canonicals": {"FHIR_STUB_CANONICAL": "exact"},
     }
     with _stubs(variants, stub_data, folder) as bases:
         port = free_port()
@@ -230,3 +231,50 @@ def test_the_fallback_gives_the_prefetch_cards_whatever_the_servers_search_rules
             v["id"],
             variant,
         )
+
+
+def test_the_care_plan_on_file_is_found_whatever_the_servers_canonical_matching(
+    odd_servers: dict[str, str],
+) -> None:
+    """Issue 19: a versioned instantiatesCanonical was missed by an unversioned search, so every
+    chart open offered to create the plan again."""
+    service, fhir = odd_servers["service"], odd_servers["exact-canonicals"]
+    body, _ = request_for("s04", fhir_server=fhir)
+    first = httpx.post(f"{service}/cds-services/oi-management", json=body).json()
+    (action,) = [a for s in first["cards"][0]["suggestions"] for a in s["actions"]]
+    assert action["type"] == "create"
+    plan = {**action["resource"], "id": "on-file-1"}
+    assert any("|" in c for c in plan["instantiatesCanonical"])  # written versioned
+    assert httpx.put(f"{fhir}/CarePlan/on-file-1", json=plan).status_code == 200
+    again = httpx.post(f"{service}/cds-services/oi-management", json=body).json()
+    assert again["cards"][0]["summary"].startswith("OI care plan on file is current")
+    assert "suggestions" not in again["cards"][0]
+
+
+@pytest.mark.parametrize(
+    "mistyped",
+    [
+        {"medicationCodeableConcept": "x"},
+        {"medicationCodeableConcept": {"coding": "x"}},
+        {"dosageInstruction": ["iv"]},
+        {"medicationReference": "x"},
+        {"contained": [{"resourceType": "Medication", "id": "m", "code": {"coding": [5]}}]},
+    ],
+    ids=["concept-string", "coding-string", "dosage-string", "reference-string", "contained-bad"],
+)
+def test_mistyped_draft_orders_are_a_clear_400(mistyped: JSON, service: str) -> None:
+    body, _ = request_for("s22")
+    draft = {
+        "resourceType": "MedicationRequest",
+        "id": "draft-1",
+        "status": "draft",
+        "intent": "order",
+        "medicationCodeableConcept": {"text": "denosumab"},
+        "subject": {"reference": f"Patient/{body['context']['patientId']}"},
+    }
+    body["context"]["draftOrders"]["entry"] = [{"resource": {**draft, **mistyped}}]
+    response = httpx.post(f"{service}/cds-services/{SERVICE_OF[body['hook']]}", json=body)
+    assert response.status_code == 400, response.text
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert "draft order is not usable FHIR" in outcome["issue"][0]["diagnostics"]
