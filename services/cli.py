@@ -51,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also write an information OperationOutcome for each patient without OI",
     )
+    site = sub.add_parser(
+        "check-site",
+        help="check a site directory of ConceptMaps (OI_CDS_SITE_DIR) and say what it maps",
+    )
+    site.add_argument("dir", type=Path, help="the site directory")
     serve = sub.add_parser("serve", help="run the CDS Hooks service (uvicorn)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -96,7 +101,7 @@ def run_plan(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     except (ValueError, UnicodeDecodeError) as exc:
         return _fail(f"{args.file} is not JSON: {exc}", err, "structure")
 
-    planner = Planner(load_knowledge(), settings.plan)
+    planner = Planner(load_knowledge(settings.knowledge_dir, site_dir=settings.site_dir), settings.plan)
     summary = Summary()
     try:
         outcomes = plan_bundle(doc, planner, at, strict=args.strict)
@@ -126,7 +131,11 @@ def _run_bulk(args: argparse.Namespace, settings: Settings, at: date, err: IO[st
     if not args.ndjson_dir.is_dir() or not any(args.ndjson_dir.glob("*.ndjson")):
         return _fail(f"{args.ndjson_dir} is not a folder of .ndjson files", err, "not-found")
     result = plan_folder(
-        args.ndjson_dir, args.out, Planner(load_knowledge(), settings.plan), at, progress=err
+        args.ndjson_dir,
+        args.out,
+        Planner(load_knowledge(settings.knowledge_dir, site_dir=settings.site_dir), settings.plan),
+        at,
+        progress=err,
     )
     err.write(result.summary.line() + "\n")
     return 0
@@ -157,7 +166,14 @@ def run_serve(args: argparse.Namespace, err: IO[str]) -> int:
             "invalid",
         )
     from services.cds_hooks.logs import configure
+    from services.plan_builder import load_knowledge
+    from services.plan_builder.errors import KnowledgeError
 
+    try:
+        # checked here so that a broken artifact or site map is one clear line, not a traceback
+        load_knowledge(settings.knowledge_dir, site_dir=settings.site_dir)
+    except KnowledgeError as exc:
+        return _fail(f"the service cannot start on this knowledge or site directory: {exc}", err, "invalid")
     uvicorn.run(
         "services.cds_hooks.main:create_app",
         factory=True,
@@ -202,6 +218,33 @@ def settings_table() -> str:
 
     add("OI_CDS_", Settings)
     return "\n".join(rows)
+
+
+def run_check_site(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    """Exit 0 and a report for a usable site directory; 2 and the reason for a broken one."""
+    from services.plan_builder import load_knowledge
+    from services.plan_builder.errors import KnowledgeError
+    from services.plan_builder.facts import OBSERVATION_FACTS
+    from services.plan_builder.site import describe, unavailable
+
+    try:
+        knowledge = load_knowledge(site_dir=args.dir)
+    except KnowledgeError as exc:
+        return _fail(f"site directory not usable: {exc}", err, "invalid")
+    site, term = knowledge.site, knowledge.terminology
+    value_sets = {str(v["id"]): str(v.get("title", v["id"])) for v in knowledge.by_type("ValueSet")}
+    out.write(f"{args.dir}: {len(site.maps)} ConceptMap(s), {len(site.translations)} local code(s) mapped\n")
+    out.write("Maps:\n")
+    for line in describe(site, term, value_sets):
+        out.write(line + "\n")
+    gaps = unavailable(site, term, OBSERVATION_FACTS)
+    if gaps:
+        out.write("Unobtainable for this site (recommendations that need them are withheld):\n")
+        for label, why in gaps:
+            out.write(f"  {label}: {why}\n")
+    else:
+        out.write("Every fact the rules read from Observations can be had at this site.\n")
+    return 0
 
 
 DEV_KEYS = Path(".oi-cds-dev-keys")
@@ -270,6 +313,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_dev_keys(args, sys.stdout)
     if args.command == "dev-token":
         return run_dev_token(args, sys.stdout, sys.stderr)
+    if args.command == "check-site":
+        return run_check_site(args, sys.stdout, sys.stderr)
     if args.command == "settings-table":
         print(settings_table())
         return 0

@@ -243,3 +243,50 @@ SHAPES: dict[str, Callable[[JSON], JSON]] = {
     "contained-medication": contained_medication,
     "bundled-medication": bundled_medication,
 }
+
+
+# The worked example site (docs/site-example): what its hospital's records look like.
+SITE_DIR = "docs/site-example"
+SITE = "urn:oid:2.16.840.1.113883.19.5.99"
+OBS = "https://oi-cds.example.org/CodeSystem/oi-observation"
+_AMBULATORY_ANSWERS = {"independent": "1", "with-aids": "2", "wheelchair": "3", "non-ambulatory": "4"}
+
+
+def site_codes(bundle: JSON, maturity_as: str = "boolean") -> JSON:
+    """The record as the example site writes it: flowsheet rows and answer lists of its own,
+    maturity as a yes/no row (or free text), canal width in inches."""
+    out = copy.deepcopy(bundle)
+    for r in _resources(out):
+        if r["resourceType"] != "Observation":
+            continue
+        codes = {c.get("code") for c in r.get("code", {}).get("coding", []) if c.get("system") == OBS}
+        answer = next(
+            (
+                c["code"]
+                for c in (r.get("valueCodeableConcept") or {}).get("coding", [])
+                if c.get("system") == OBS
+            ),
+            None,
+        )
+        if "ambulatory-status" in codes and answer:
+            r["code"] = {"coding": [{"system": SITE + ".1", "code": "FLO-7001", "display": "Mobility level"}]}
+            r["valueCodeableConcept"] = {
+                "coding": [{"system": SITE + ".2", "code": _AMBULATORY_ANSWERS[answer], "display": "(local)"}]
+            }
+        elif "skeletal-maturity" in codes and answer:
+            r.pop("valueCodeableConcept")
+            if maturity_as == "boolean":
+                r["code"] = {
+                    "coding": [{"system": SITE + ".1", "code": "FLO-7004"}],
+                    "text": "Growth plates closed?",
+                }
+                r["valueBoolean"] = answer == "mature"
+            else:
+                r["code"] = {"coding": [{"system": SITE + ".1", "code": "FLO-7002"}]}
+                r["valueString"] = "Growth plates closed" if answer == "mature" else "growth plates OPEN"
+        elif "medullary-canal-diameter" in codes and r.get("valueQuantity"):
+            q = r["valueQuantity"]
+            mm = float(q["value"]) * (10.0 if q.get("code") == "cm" else 1.0)
+            r["code"] = {"coding": [{"system": SITE + ".1", "code": "FLO-7003"}]}
+            r["valueQuantity"] = {"value": mm / 25.4, "unit": "in", "system": SITE + ".3", "code": "INCH"}
+    return out

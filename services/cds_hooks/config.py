@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     knowledge_dir: Path | None = Field(
         None, description="fhir_profiles directory (default: the packaged one)"
     )
+    site_dir: Path | None = Field(
+        None,
+        description="site directory of FHIR ConceptMaps from local codes to the project's concepts "
+        "(docs/site-mapping.md)",
+    )
     auth_mode: Literal["off", "required"] | None = Field(
         None, description="CDS Hooks JWT checks: off | required (default: required, off in demo mode)"
     )

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 
 from services.cds_hooks.auth import Verifier
 from services.cds_hooks.config import Settings
-from services.cds_hooks.registry import HookEnv, ServiceDefinition
+from services.cds_hooks.service import HookEnv, ServiceDefinition
 from services.cds_hooks.store import FeedbackStore
 from services.plan_builder import Knowledge
 

@@ -25,8 +25,10 @@ from services.cds_hooks.fhir_client import FhirClient
 from services.cds_hooks.limits import HookConcurrencyLimit
 from services.cds_hooks.logs import RequestLog
 from services.cds_hooks.models import HookRequest
-from services.cds_hooks.registry import HookEnv, registry
+from services.cds_hooks.prefetch import prefetch_keys, templates
+from services.cds_hooks.registry import registry
 from services.cds_hooks.routers import admin, demo_fhir, feedback, fhir, health, observe, services, tryit
+from services.cds_hooks.service import HookEnv
 from services.cds_hooks.store import FeedbackStore
 from services.plan_builder import Planner, load_knowledge
 from services.plan_builder.orders import OrderChecker
@@ -37,7 +39,7 @@ log = logging.getLogger("oi_cds")
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     # Loaded (and every condition compiled) once, at start: a broken artifact stops start-up.
-    knowledge = load_knowledge(settings.knowledge_dir)
+    knowledge = load_knowledge(settings.knowledge_dir, site_dir=settings.site_dir)
     planner = Planner(knowledge, settings.plan)
     checker = OrderChecker(knowledge, settings.plan)
 
@@ -59,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings.fhir_max_response_bytes,
                 settings.max_bundle_entries,
             )
-            app.state.env = HookEnv(knowledge, planner, checker, fhir)
+            app.state.env = HookEnv(knowledge, planner, checker, fhir, prefetch_keys(knowledge))
             app.state.store = FeedbackStore(engine, knowledge.recommendation_codes)
             if settings.demo:
                 log.warning("OI-CDS demo mode: any CORS origin; not for patient data")
@@ -85,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.knowledge = knowledge
     app.state.registry = registry()
+    app.state.prefetch_templates = templates(prefetch_keys(knowledge))
     errors.install(app)
     # innermost first: HookConcurrencyLimit(CORS(RequestLog(app))): refusing must stay cheap
     # under overload, so the limiter is outermost and adds its own CORS header

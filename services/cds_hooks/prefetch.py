@@ -22,12 +22,12 @@ from services.cds_hooks.fhir_client import (
     next_link,
 )
 from services.cds_hooks.models import HookRequest
+from services.plan_builder import Knowledge
 from services.plan_builder.bundle import normalize_patient_ref
+from services.plan_builder.facts import OBSERVATION_FACTS
 from services.plan_builder.medications import index_medications, unresolved_reference
 from services.plan_builder.structural import SHARED_TYPES
 from services.plan_builder.types import JSON
-
-OBS = "https://oi-cds.example.org/CodeSystem/oi-observation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,49 +44,70 @@ class PrefetchKey:
         return "?" not in self.template
 
 
-# Never filter away what the contract reads: healed fractures, completed cycles, older
-# observations. Observations are narrowed to the three codes the rules read (token search).
-KEYS = (
-    PrefetchKey("patient", "Patient", "Patient/{{context.patientId}}", True, "the patient"),
-    PrefetchKey("conditions", "Condition", "Condition?patient={{context.patientId}}", True, "conditions"),
-    PrefetchKey(
-        "observations",
-        "Observation",
-        "Observation?patient={{context.patientId}}&code="
-        + ",".join(
-            f"{OBS}|{c}" for c in ("ambulatory-status", "skeletal-maturity", "medullary-canal-diameter")
+def observation_codes(knowledge: Knowledge) -> list[tuple[str, str]]:
+    """The codes of every Observation fact: the knowledge's ValueSets plus the site's local codes."""
+    term = knowledge.terminology
+    codes: list[tuple[str, str]] = []
+    for fact in OBSERVATION_FACTS:
+        members = sorted(key for key, vids in term.codes.items() if fact.question in vids)
+        for pair in [*members, *knowledge.site.mapped_sources(fact.question, term)]:
+            if pair not in codes:
+                codes.append(pair)
+    return codes
+
+
+def prefetch_keys(knowledge: Knowledge) -> tuple[PrefetchKey, ...]:
+    """The prefetch templates, derived from the knowledge (and the site's maps).
+
+    Never filter away what the contract reads: healed fractures, completed cycles, older
+    observations. Observations are narrowed to the codes the facts read (token search), so a
+    code added to those ValueSets, or mapped by the site, is asked for too.
+    """
+    obs = ",".join(
+        f"{quote(system, safe=':/.-')}|{quote(code, safe='')}"
+        for system, code in observation_codes(knowledge)
+    )
+    return (
+        PrefetchKey("patient", "Patient", "Patient/{{context.patientId}}", True, "the patient"),
+        PrefetchKey("conditions", "Condition", "Condition?patient={{context.patientId}}", True, "conditions"),
+        PrefetchKey(
+            "observations",
+            "Observation",
+            f"Observation?patient={{{{context.patientId}}}}&code={obs}",
+            True,
+            "observations",
         ),
-        True,
-        "observations",
-    ),
-    PrefetchKey(
-        "medications",
-        "MedicationRequest",
-        "MedicationRequest?patient={{context.patientId}}&_include=MedicationRequest:medication",
-        True,
-        "medication requests",
-        ("Medication",),
-    ),
-    PrefetchKey(
-        "medicationStatements",
-        "MedicationStatement",
-        "MedicationStatement?patient={{context.patientId}}&_include=MedicationStatement:medication",
-        False,
-        "medication statements (other bisphosphonate use)",
-        ("Medication",),
-    ),
-    # Not narrowed by instantiates-canonical: servers differ on whether an unversioned
-    # canonical matches a versioned one, and a missed plan on file would offer "create" again.
-    # The plans are matched to our PlanDefinition here (cards.plan_on_file).
-    PrefetchKey(
-        "carePlans",
-        "CarePlan",
-        "CarePlan?patient={{context.patientId}}&status=active,draft",
-        False,
-        "care plans on file",
-    ),
-)
-TEMPLATES = {k.key: k.template for k in KEYS}
+        PrefetchKey(
+            "medications",
+            "MedicationRequest",
+            "MedicationRequest?patient={{context.patientId}}&_include=MedicationRequest:medication",
+            True,
+            "medication requests",
+            ("Medication",),
+        ),
+        PrefetchKey(
+            "medicationStatements",
+            "MedicationStatement",
+            "MedicationStatement?patient={{context.patientId}}&_include=MedicationStatement:medication",
+            False,
+            "medication statements (other bisphosphonate use)",
+            ("Medication",),
+        ),
+        # Not narrowed by instantiates-canonical: servers differ on whether an unversioned
+        # canonical matches a versioned one, and a missed plan on file would offer "create" again.
+        # The plans are matched to our PlanDefinition here (cards.plan_on_file).
+        PrefetchKey(
+            "carePlans",
+            "CarePlan",
+            "CarePlan?patient={{context.patientId}}&status=active,draft",
+            False,
+            "care plans on file",
+        ),
+    )
+
+
+def templates(keys: tuple[PrefetchKey, ...]) -> dict[str, str]:
+    return {k.key: k.template for k in keys}
 
 
 @dataclass
@@ -165,7 +186,7 @@ def _from_prefetch(spec: PrefetchKey, value: Any, max_entries: int) -> list[JSON
     return entries_of(value, spec.resource_type, *spec.includes)
 
 
-async def gather(request: HookRequest, client: FhirClient) -> PatientData:
+async def gather(request: HookRequest, client: FhirClient, keys: tuple[PrefetchKey, ...]) -> PatientData:
     prefetch = request.prefetch or {}
     token = request.fhirAuthorization.access_token if request.fhirAuthorization else None
     server = request.fhirServer if client.usable(request.fhirServer) else None
@@ -173,7 +194,7 @@ async def gather(request: HookRequest, client: FhirClient) -> PatientData:
     missing: list[str] = []
     unchecked: list[str] = []
     fetched: list[str] = []
-    for spec in KEYS:
+    for spec in keys:
         resources = (
             _from_prefetch(spec, prefetch[spec.key], client.max_entries) if spec.key in prefetch else None
         )

@@ -17,6 +17,7 @@ from typing import Any
 
 import fhirpathpy
 
+from services.plan_builder.errors import KnowledgeError
 from services.plan_builder.types import JSON, Tri
 
 FHIRPATH = "text/fhirpath"
@@ -31,7 +32,7 @@ _VARIABLE = re.compile(r"%([A-Za-z_]\w*)(?:\.([A-Za-z_]\w*))?")
 _CACHE_LIMIT = 65_536
 
 
-class PlanCompileError(RuntimeError):
+class PlanCompileError(KnowledgeError):
     """A PlanDefinition cannot be compiled: the service must not start on it."""
 
 

@@ -1,9 +1,21 @@
-"""The one exception family of the plan builder: input the service cannot use."""
+"""The one exception family of the plan builder (PlanError), mapped to responses by each face.
+
+- PlanInputError: input that is not usable FHIR for planning (a 4xx, or a per-patient outcome);
+- KnowledgeError: knowledge artifacts or a site directory the service must not start on.
+"""
 
 from services.plan_builder.types import JSON
 
 
-class PlanInputError(ValueError):
+class PlanError(Exception):
+    """The root of every error the plan builder raises."""
+
+
+class KnowledgeError(PlanError, RuntimeError):
+    """The knowledge artifacts (or a site's maps) are inconsistent: the service must not start."""
+
+
+class PlanInputError(PlanError, ValueError):
     """Input that is not usable FHIR for planning; says which resource and field."""
 
     def __init__(

@@ -22,6 +22,7 @@ from services.plan_builder.medications import (
     referenced,
 )
 from services.plan_builder.settings import PlanSettings
+from services.plan_builder.site import ANSWER_BOOLEAN, ANSWER_TEXT, ObservationFact, text_code
 from services.plan_builder.structural import check_fields, validate_resource
 from services.plan_builder.terminology import Terminology, concept_texts
 from services.plan_builder.types import JSON, Tri
@@ -72,6 +73,16 @@ VS_MATURITY_VALUE = "skeletal-maturity-value"
 VS_CANAL = "medullary-canal-diameter"
 VS_BISPHOSPHONATE = "drug-bisphosphonate"
 UCUM = "http://unitsofmeasure.org"
+# The facts read from Observations, for what a site must map (site.unavailable, prefetch).
+OBSERVATION_FACTS = (
+    ObservationFact(
+        "functional status (ambulatory status)", VS_AMBULATORY, VS_AMBULATORY_VALUE, "functionalStatus"
+    ),
+    ObservationFact(
+        "skeletal maturity (observed; else from age)", VS_MATURITY, VS_MATURITY_VALUE, "skeletallyImmature"
+    ),
+    ObservationFact("bone size (medullary canal diameter)", VS_CANAL, None, "boneSize"),
+)
 _MM_FACTOR = {"mm": 1.0, "cm": 10.0}
 
 
@@ -661,12 +672,10 @@ def _read_observations(observations: list[JSON], col: _Collector, term: Terminol
             continue
         value: Any
         if kind == VS_CANAL:
-            value = _millimetres(obs.get("valueQuantity"), ref, col)
+            value = _millimetres(obs.get("valueQuantity"), ref, col, term)
         else:
-            value = _coded_value(
-                obs.get("valueCodeableConcept"),
-                term,
-                VS_AMBULATORY_VALUE if kind == VS_AMBULATORY else VS_MATURITY_VALUE,
+            value = _answer(
+                obs, term, VS_AMBULATORY_VALUE if kind == VS_AMBULATORY else VS_MATURITY_VALUE, kind
             )
         if value is None:
             col.notes.append(f"{ref or 'an Observation'}: value not recognised; ignored")
@@ -675,21 +684,37 @@ def _read_observations(observations: list[JSON], col: _Collector, term: Terminol
     return found
 
 
-def _coded_value(concept: JSON | None, term: Terminology, value_set: str) -> str | None:
-    for coding in (concept or {}).get("coding") or ():
-        if value_set in term.lookup(coding.get("system", ""), coding.get("code", "")):
-            return str(coding["code"])
+def _answer(obs: JSON, term: Terminology, value_set: str, question: str) -> str | None:
+    """The project answer code of an Observation: by code, by text or by boolean, through the
+    site's maps (``question`` scopes answers shared by several questions)."""
+    concept = obs.get("valueCodeableConcept") or {}
+    for coding in concept.get("coding") or ():
+        for t in term.translate(coding.get("system", ""), coding.get("code", ""), question):
+            if value_set in term.lookup(t.system, t.code):
+                return t.code
+    candidates: list[tuple[str, str]] = []
+    if isinstance(obs.get("valueBoolean"), bool):
+        candidates.append((ANSWER_BOOLEAN, "true" if obs["valueBoolean"] else "false"))
+    texts = [concept.get("text"), obs.get("valueString")]
+    candidates += [(ANSWER_TEXT, text_code(t)) for t in texts if isinstance(t, str) and t.strip()]
+    for system, code in candidates:
+        for t in term.translate(system, code, question)[1:]:
+            if value_set in term.lookup(t.system, t.code):
+                return t.code
     return None
 
 
-def _millimetres(quantity: JSON | None, ref: str | None, col: _Collector) -> float | None:
+def _millimetres(quantity: JSON | None, ref: str | None, col: _Collector, term: Terminology) -> float | None:
     if not quantity or quantity.get("value") is None:
         return None
-    unit = str(quantity.get("code") or quantity.get("unit") or "").strip().lower()
-    if unit not in _MM_FACTOR:
-        col.notes.append(f"{ref or 'an Observation'}: medullary canal diameter unit {unit!r} is not mm or cm")
-        return None
-    return float(quantity["value"]) * _MM_FACTOR[unit]
+    unit = str(quantity.get("code") or quantity.get("unit") or "").strip()
+    if unit.lower() in _MM_FACTOR:
+        return float(quantity["value"]) * _MM_FACTOR[unit.lower()]
+    for t in term.translate(str(quantity.get("system") or ""), unit)[1:]:
+        if t.system == UCUM and t.code in _MM_FACTOR:
+            return float(quantity["value"]) * (t.factor or 1.0) * _MM_FACTOR[t.code]
+    col.notes.append(f"{ref or 'an Observation'}: medullary canal diameter unit {unit!r} is not mm or cm")
+    return None
 
 
 def _latest(items: list[_Obs]) -> _Obs | None:

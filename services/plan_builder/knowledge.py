@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.plan_builder.engine import CompiledPlan, compile_plan
+from services.plan_builder.errors import KnowledgeError
+from services.plan_builder.site import NO_SITE, Site, load_site
 from services.plan_builder.terminology import BASE, Terminology
 from services.plan_builder.types import JSON
 
@@ -22,21 +24,22 @@ def default_profiles_dir() -> Path:
     return Path(fhir_profiles.__file__).parent
 
 
-class KnowledgeError(RuntimeError):
-    """The knowledge artifacts are inconsistent: the service must not start on them."""
-
-
 @dataclass
 class Knowledge:
     resources: dict[str, JSON] = field(default_factory=dict)  # canonical url -> resource
     terminology: Terminology = field(default_factory=Terminology)
     plans: dict[str, CompiledPlan] = field(default_factory=dict)  # canonical url -> plan
     recommendation_codes: dict[str, JSON] = field(default_factory=dict)  # key -> concept
+    site: Site = NO_SITE  # the hospital's ConceptMaps (OI_CDS_SITE_DIR)
 
     def by_type(self, resource_type: str) -> list[JSON]:
+        if resource_type == "ConceptMap":
+            return list(self.site.maps)  # the site's maps are served with the knowledge
         return [r for r in self.resources.values() if r["resourceType"] == resource_type]
 
     def get(self, resource_type: str, rid: str) -> JSON | None:
+        if resource_type == "ConceptMap":
+            return next((m for m in self.site.maps if m.get("id") == rid), None)
         return self.resources.get(f"{BASE}/{resource_type}/{rid}")
 
     @property
@@ -48,8 +51,13 @@ class Knowledge:
         return self.plans[ORDER_PLAN]
 
 
-def load_knowledge(directory: Path | None = None, facts_names: frozenset[str] | None = None) -> Knowledge:
-    """Read every ``*.json`` artifact; compile the PlanDefinitions' conditions once."""
+def load_knowledge(
+    directory: Path | None = None,
+    facts_names: frozenset[str] | None = None,
+    site_dir: Path | None = None,
+) -> Knowledge:
+    """Read every ``*.json`` artifact; compile the PlanDefinitions' conditions once; apply a
+    site directory's ConceptMaps to the terminology (checked: a bad map stops start-up)."""
     from services.plan_builder.facts import FACT_NAMES, ORDER_FACT_NAMES
 
     directory = directory or default_profiles_dir()
@@ -68,6 +76,15 @@ def load_knowledge(directory: Path | None = None, facts_names: frozenset[str] | 
 
     value_sets = {r["id"]: r for r in knowledge.by_type("ValueSet")}
     knowledge.terminology = Terminology.build(value_sets)
+    if site_dir is not None:
+        systems = frozenset(
+            inc["system"]
+            for vs in value_sets.values()
+            for inc in vs.get("compose", {}).get("include", [])
+            if inc.get("system")
+        )
+        knowledge.site = load_site(site_dir, knowledge.terminology, systems)
+        knowledge.terminology.translations = dict(knowledge.site.translations)
     codes = knowledge.resources.get(RECOMMENDATION_SYSTEM)
     if codes is None:
         raise KnowledgeError("the recommendation CodeSystem is missing")

@@ -8,9 +8,10 @@ from datetime import date
 
 from services.plan_builder.careplan import build_careplan
 from services.plan_builder.engine import CompiledAction
-from services.plan_builder.facts import PatientFacts, extract_facts
+from services.plan_builder.facts import OBSERVATION_FACTS, PatientFacts, extract_facts
 from services.plan_builder.knowledge import Knowledge
 from services.plan_builder.settings import PlanSettings
+from services.plan_builder.site import unavailable
 from services.plan_builder.types import JSON
 
 
@@ -81,6 +82,12 @@ class Planner:
         self.knowledge = knowledge
         self.settings = settings or PlanSettings()
         self.plan_definition = knowledge.management
+        # facts this site cannot supply (no local code mapped): said once in the plan's notes
+        self.site_gaps = {
+            fact.fact: (fact.label, why)
+            for fact in OBSERVATION_FACTS
+            for label, why in unavailable(knowledge.site, knowledge.terminology, (fact,))
+        }
 
     def facts(
         self,
@@ -122,7 +129,7 @@ class Planner:
             for action, applies in zip(actions, outcome, strict=True)
             if applies
         ]
-        notes = _notes(facts, withheld)
+        notes = _notes(facts, withheld) + self._site_note(facts, vector, withheld)
         subject = facts.patient_ref or ""
         careplan = build_careplan(
             subject=subject,
@@ -132,6 +139,22 @@ class Planner:
             notes=notes,
         )
         return PlanResult(facts, tuple(recommendations), tuple(withheld), notes, careplan)
+
+    def _site_note(self, facts: PatientFacts, vector: JSON, withheld: list[Withheld]) -> tuple[str, ...]:
+        """One plain note when this patient lacks a fact this site cannot supply at all (no local
+        code mapped), unless a missing record entry (the birth date, say) already explains it."""
+        explained = {name for m in facts.missing for name in m.affects}
+        gaps = {
+            name: gap
+            for name, gap in self.site_gaps.items()
+            if name not in explained and vector.get(name) in (None, "unknown")
+        }
+        if not gaps:
+            return ()
+        which = "; ".join(f"{label} ({why})" for label, why in gaps.values())
+        keys = ", ".join(w.key for w in withheld if set(w.unknown) & gaps.keys())
+        then = f"Withheld for that reason: {keys}." if keys else "The plan was made without it."
+        return (f"Not available at this site: {which}. {then}",)
 
 
 def _versioned(resource: JSON) -> str | None:

@@ -26,6 +26,10 @@ def _string(value: Any) -> str | None:
     return None if isinstance(value, str) else "must be a string"
 
 
+def _boolean(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "must be true or false"
+
+
 def _code(value: Any) -> str | None:
     if not isinstance(value, str) or not value.strip():
         return "must be a non-empty code string"
@@ -173,6 +177,8 @@ SCHEMAS: dict[str, dict[str, Check]] = {
         "issued": _instant,
         "valueCodeableConcept": _codeable,
         "valueQuantity": _quantity,
+        "valueString": _string,
+        "valueBoolean": _boolean,
         "bodySite": _codeable,
     },
     "MedicationRequest": {

@@ -65,6 +65,16 @@ def ingredient_starts(texts: Iterable[str]) -> list[str]:
     return [normalize_text(part) for t in texts for part in _INGREDIENT_SPLIT.split(t) if part.strip()]
 
 
+@dataclass(frozen=True, slots=True)
+class Translation:
+    """A site's local code counted as a project concept (from a site ConceptMap)."""
+
+    system: str
+    code: str
+    depends_on: str | None = None  # the observation concept an answer belongs to
+    factor: float | None = None  # unit conversion: local value x factor = value in the target unit
+
+
 @dataclass
 class Terminology:
     codes: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
@@ -73,6 +83,8 @@ class Terminology:
     implied_severity: dict[str, tuple[str, str]] = field(default_factory=dict)  # vs id -> coding
     titles: dict[str, str] = field(default_factory=dict)
     children: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # site maps: (local system, local code) -> project concepts; applied before the ValueSets
+    translations: dict[tuple[str, str], tuple[Translation, ...]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, value_sets: Mapping[str, JSON]) -> Terminology:
@@ -125,6 +137,22 @@ class Terminology:
         return term
 
     def lookup(self, system: str, code: str) -> frozenset[str]:
+        found = self._lookup(system, code)
+        if self.translations:
+            for t in self.translations.get((system, code.strip()), ()):
+                if t.depends_on is None:
+                    found = found | self._lookup(t.system, t.code)
+        return found
+
+    def translate(self, system: str, code: str, depends_on: str | None = None) -> list[Translation]:
+        """The coding itself, then the project concepts a site map makes of it."""
+        out = [Translation(system, code)]
+        for t in self.translations.get((system, code.strip()), ()):
+            if t.depends_on is None or t.depends_on == depends_on:
+                out.append(t)
+        return out
+
+    def _lookup(self, system: str, code: str) -> frozenset[str]:
         patterns = self.patterns.get(system)
         if patterns is None and system != ICD10CM:
             # the common case (most codes of a record are in no value set): one dict probe

@@ -52,7 +52,8 @@ def test_try_it_page(browser: Any, service: str) -> None:
     page.wait_for_selector("body[data-ready=true]")
     page.select_option("#patient", "demo-cai")
     page.wait_for_function("document.querySelector('#summary').textContent.includes('OI type III')")
-    assert "wheelchair" in page.inner_text("#facts")
+    # the facts panel fills after the summary: wait for it rather than race it
+    page.wait_for_function("document.querySelector('#facts').textContent.includes('wheelchair')")
 
     page.click("#patient-view")
     page.wait_for_selector(".card")

@@ -7,12 +7,12 @@ from datetime import date
 from services.cds_hooks.errors import BadRequest
 from services.cds_hooks.models import HookRequest
 from services.cds_hooks.prefetch import PatientData, gather
-from services.cds_hooks.registry import HookEnv
+from services.cds_hooks.service import HookEnv
 from services.plan_builder import PlanInputError, PlanResult
 
 
 async def plan_for(request: HookRequest, at: date, env: HookEnv) -> tuple[PatientData, PlanResult]:
-    data = await gather(request, env.fhir)
+    data = await gather(request, env.fhir, env.prefetch)
     try:
         # The CarePlan subject is always Patient/<context.patientId>.
         ref = f"Patient/{request.context['patientId']}"

@@ -7,7 +7,7 @@ from typing import Any
 
 from services.cds_hooks.hooks.orders import check_orders, draft_orders
 from services.cds_hooks.models import HookRequest, OrderSignContext
-from services.cds_hooks.registry import USAGE, HookEnv, ServiceDefinition
+from services.cds_hooks.service import USAGE, HookEnv, ServiceDefinition
 from services.plan_builder.types import JSON
 
 

@@ -9,7 +9,7 @@ from services.cds_hooks.cards import order_cards
 from services.cds_hooks.errors import BadRequest, PayloadTooLarge
 from services.cds_hooks.hooks.common import plan_for
 from services.cds_hooks.models import HookRequest
-from services.cds_hooks.registry import HookEnv
+from services.cds_hooks.service import HookEnv
 from services.plan_builder import PlanInputError
 from services.plan_builder.medications import index_medications
 from services.plan_builder.structural import validate_resource

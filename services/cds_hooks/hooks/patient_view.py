@@ -8,7 +8,7 @@ from typing import Any
 from services.cds_hooks.cards import patient_view_cards
 from services.cds_hooks.hooks.common import plan_for
 from services.cds_hooks.models import HookRequest, PatientViewContext
-from services.cds_hooks.registry import USAGE, HookEnv, ServiceDefinition
+from services.cds_hooks.service import USAGE, HookEnv, ServiceDefinition
 from services.plan_builder.types import JSON
 
 

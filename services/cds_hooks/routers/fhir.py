@@ -25,7 +25,14 @@ from services.plan_builder.structural import validate_resource
 router = APIRouter(prefix="/fhir", tags=["FHIR"])
 FHIR_JSON = "application/fhir+json"
 NDJSON_TYPES = ("application/fhir+ndjson", "application/x-ndjson", "application/ndjson")
-ARTIFACTS = ("PlanDefinition", "ActivityDefinition", "CodeSystem", "ValueSet", "StructureDefinition")
+ARTIFACTS = (
+    "PlanDefinition",
+    "ActivityDefinition",
+    "CodeSystem",
+    "ValueSet",
+    "StructureDefinition",
+    "ConceptMap",
+)
 MAX_LINE_BYTES = 1_000_000
 
 

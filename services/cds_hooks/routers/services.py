@@ -18,7 +18,7 @@ from services.cds_hooks.deps import RegistryDep, ServicesDep
 from services.cds_hooks.errors import BadRequest, NotFound, PreconditionFailed
 from services.cds_hooks.examples import HOOK_OPENAPI
 from services.cds_hooks.models import CdsResponse, Discovery, HookRequest
-from services.cds_hooks.registry import ServiceDefinition
+from services.cds_hooks.service import ServiceDefinition
 
 router = APIRouter(tags=["CDS Hooks"])
 
@@ -34,8 +34,9 @@ def first_error(exc: ValidationError, prefix: str) -> str:
 
 
 @router.get("/cds-services", response_model=Discovery, summary="CDS Hooks discovery")
-async def discovery(services: RegistryDep) -> Response:
-    return json_response(Discovery(services=[s.discovery() for s in services.values()]).wire())
+async def discovery(services: RegistryDep, request: Request) -> Response:
+    prefetch = request.app.state.prefetch_templates
+    return json_response(Discovery(services=[s.discovery(prefetch) for s in services.values()]).wire())
 
 
 def demo_fhir_bases(request: Request, public_base_url: str | None) -> list[str]:
