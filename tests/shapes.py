@@ -17,6 +17,7 @@ CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 CONCEPT_FIELDS = (
     "code",
+    "bodySite",
     "clinicalStatus",
     "verificationStatus",
     "severity",
@@ -39,14 +40,20 @@ def _local_coding(label: str) -> JSON:
     return {"system": LOCAL, "code": f"LOC-{next(_n)}", "display": f"local {label}"}
 
 
+def _concepts(resource: JSON, name: str) -> list[JSON]:
+    value = resource.get(name)
+    items = value if isinstance(value, list) else [value]
+    return [c for c in items if isinstance(c, dict)]
+
+
 def local_coding_first(bundle: JSON) -> JSON:
     """Every CodeableConcept gets a local coding before the standard one."""
     out = copy.deepcopy(bundle)
     for r in _resources(out):
         for name in CONCEPT_FIELDS:
-            concept = r.get(name)
-            if isinstance(concept, dict) and concept.get("coding"):
-                concept["coding"].insert(0, _local_coding(name))
+            for concept in _concepts(r, name):
+                if concept.get("coding"):
+                    concept["coding"].insert(0, _local_coding(name))
     return out
 
 
@@ -68,14 +75,12 @@ def coding_extras(bundle: JSON) -> JSON:
     out = copy.deepcopy(bundle)
     for r in _resources(out):
         for name in CONCEPT_FIELDS:
-            concept = r.get(name)
-            if not isinstance(concept, dict):
-                continue
-            for coding in concept.get("coding") or ():
-                coding["userSelected"] = True
-                coding.setdefault("version", "http://snomed.info/sct/731000124108/version/20250301")
-            if name == "code" and "text" in concept:
-                concept["text"] = "as entered by the clinician"
+            for concept in _concepts(r, name):
+                for coding in concept.get("coding") or ():
+                    coding["userSelected"] = True
+                    coding.setdefault("version", "http://snomed.info/sct/731000124108/version/20250301")
+                if name == "code" and "text" in concept:
+                    concept["text"] = "as entered by the clinician"
     return out
 
 
@@ -164,12 +169,13 @@ def unrelated_noise(bundle: JSON) -> JSON:
             "medicationCodeableConcept": {"text": "paracetamol 250 mg"},
             "subject": ref,
         },
-        {
-            "resourceType": "OperationOutcome",
-            "issue": [{"severity": "information", "code": "informational", "diagnostics": "search ok"}],
-        },
     ]
     out["entry"] += [{"resource": r} for r in noise]
+    outcome = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "information", "code": "informational", "diagnostics": "search ok"}],
+    }
+    out["entry"].append({"resource": outcome, "search": {"mode": "outcome"}})
     return out
 
 
@@ -230,7 +236,38 @@ def bundled_medication(bundle: JSON) -> JSON:
     return out
 
 
+def modifier_extension_on_noise(bundle: JSON) -> JSON:
+    """Unrelated resources carrying a modifierExtension (they are ignored, and said so)."""
+    out = unrelated_noise(bundle)
+    for e in out["entry"]:
+        if str(e["resource"].get("id", "")).startswith("noise-"):
+            e["resource"]["modifierExtension"] = [{"url": f"{LOCAL}/ext/not-for-us", "valueBoolean": True}]
+    return out
+
+
+def old_abated_condition(bundle: JSON) -> JSON:
+    """A long-healed femur fracture, abated years ago."""
+    out = copy.deepcopy(bundle)
+    out["entry"].append(
+        {
+            "resource": {
+                "resourceType": "Condition",
+                "id": f"old-{next(_n)}",
+                "clinicalStatus": {"coding": [{"system": CLINICAL, "code": "resolved"}]},
+                "verificationStatus": {"coding": [{"system": VERIFICATION, "code": "confirmed"}]},
+                "code": {"coding": [{"system": "http://snomed.info/sct", "code": "71620000"}]},
+                "subject": {"reference": f"Patient/{_patient(out)['id']}"},
+                "onsetDateTime": "2001-03-01",
+                "abatementDateTime": "2001-06-01",
+            }
+        }
+    )
+    return out
+
+
 SHAPES: dict[str, Callable[[JSON], JSON]] = {
+    "modifier-extension-on-noise": modifier_extension_on_noise,
+    "old-abated-condition": old_abated_condition,
     "local-coding-first": local_coding_first,
     "status-codings-local-first": status_codings_local_first,
     "coding-extras": coding_extras,

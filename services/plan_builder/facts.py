@@ -15,6 +15,7 @@ from typing import Any
 
 from services.plan_builder import dates
 from services.plan_builder.dates import DateRange
+from services.plan_builder.errors import PlanInputError
 from services.plan_builder.medications import (
     Medications,
     index_medications,
@@ -373,8 +374,21 @@ def extract_facts(
     if age_low is not None:
         age_low = max(age_low, 0)
 
+    if patient.get("modifierExtension"):
+        raise PlanInputError(
+            "has a modifierExtension this service does not understand: it cannot be planned (FHIR: "
+            "such a resource must not be processed)",
+            resource_type="Patient",
+            path="Patient.modifierExtension",
+            code="not-supported",
+        )
     by_type: dict[str, list[JSON]] = {}
     for resource in resources:
+        if resource.get("modifierExtension"):
+            # FHIR: a resource with a modifier extension we do not understand is not read
+            label = resource_ref(resource) or resource.get("resourceType", "a resource")
+            col.notes.append(f"{label} has a modifierExtension this service does not understand; ignored")
+            continue
         by_type.setdefault(resource.get("resourceType", ""), []).append(resource)
 
     conditions = _read_conditions(by_type.get("Condition", []), birth, col, terminology)
@@ -721,11 +735,21 @@ def _latest(items: list[_Obs]) -> _Obs | None:
     return max(items, key=lambda o: (o[0].start, o[3]), default=None)
 
 
+SNOMED = "http://snomed.info/sct"
+
+
 def site_key(obs: JSON) -> str:
+    """The bone a measurement or an order is at, the same whatever the order of its codings
+    (FHIR: coding order carries no meaning): its SNOMED CT coding, else the least of its
+    codings, else its text."""
     site = obs.get("bodySite") or {}
-    for coding in site.get("coding") or ():
-        if coding.get("code"):
-            return f"{coding.get('system', '')}|{coding['code']}"
+    keys = sorted(
+        (c.get("system") != SNOMED, f"{c.get('system', '')}|{c['code']}")
+        for c in site.get("coding") or ()
+        if isinstance(c, dict) and c.get("code")
+    )
+    if keys:
+        return keys[0][1]
     return str(site.get("text") or "unspecified").strip().lower()
 
 

@@ -30,7 +30,13 @@ def index_medications(resources: Iterable[JSON]) -> dict[str, JSON]:
 
 
 def referenced(resource: JSON, medications: Medications) -> JSON | None:
-    """The Medication a medicationReference points to, if it can be found here."""
+    """The Medication a medicationReference points to, if it can be found here (one with a
+    modifierExtension this service does not understand is not read, as FHIR requires)."""
+    found = _referenced(resource, medications)
+    return None if found is None or found.get("modifierExtension") else found
+
+
+def _referenced(resource: JSON, medications: Medications) -> JSON | None:
     ref = resource.get("medicationReference")
     reference = ref.get("reference") if isinstance(ref, dict) else None
     if not isinstance(reference, str) or not reference:

@@ -8,14 +8,18 @@ of the patient reference. The keys must equal those of the clean request.
 from __future__ import annotations
 
 import copy
+import io
+import json
 import sys
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from services.cli import _parser, run_plan
 from tests.cds_hooks.cds_rules import assert_conformant_response, careplan_keys, keys_of
 from tests.cds_hooks.conftest import hook_request, vignette_today
 from tests.conftest import load_vignettes
@@ -180,7 +184,15 @@ def test_another_patients_resource_in_prefetch_never_reaches_the_facts(
 def odd_servers(stub_data: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """FHIR stubs that behave as other servers do, and one service allow-listing them all."""
     folder = tmp_path_factory.mktemp("odd")
+    shaped = []
+    for v in VIGNETTES:
+        record, _, _ = vignette_today(v["id"])
+        path = folder / f"{v['id']}-medication-refs.json"
+        path.write_text(json.dumps(SHAPES["bundled-medication"](record)))
+        shaped.append(str(path))
     variants = {
+        # MedicationRequests name their drug as Medication/<id>, which only a read brings
+        "medication-refs": {"FHIR_STUB_DATA": ":".join(shaped)},
         "typed": {"FHIR_STUB_PATIENT_FORM": "typed"},
         "bare": {"FHIR_STUB_PATIENT_FORM": "bare"},
         "ignores-patient": {"FHIR_STUB_IGNORE_PATIENT": "1"},
@@ -208,7 +220,7 @@ class _stubs:
         for name, extra in self.variants.items():
             port = free_port()
             command = [sys.executable, "-m", "uvicorn", "tests.cds_hooks.fhir_stub:app", "--port", str(port)]
-            env = {"FHIR_STUB_DATA": ":".join(str(p) for p in self.data), **extra}
+            env = {"FHIR_STUB_DATA": ":".join(str(p) for p in self.data)} | extra
             server = uvicorn_server(command, port, self.folder / f"{name}.txt", env)
             bases[name] = server.__enter__() + "/fhir"
             self.servers.append(server)
@@ -219,7 +231,7 @@ class _stubs:
             server.__exit__(None, None, None)
 
 
-@pytest.mark.parametrize("variant", ["typed", "bare", "ignores-patient"])
+@pytest.mark.parametrize("variant", ["typed", "bare", "ignores-patient", "medication-refs"])
 def test_the_fallback_gives_the_prefetch_cards_whatever_the_servers_search_rules(
     variant: str, odd_servers: dict[str, str]
 ) -> None:
@@ -278,3 +290,87 @@ def test_mistyped_draft_orders_are_a_clear_400(mistyped: JSON, service: str) -> 
     outcome = response.json()
     assert outcome["resourceType"] == "OperationOutcome"
     assert "draft order is not usable FHIR" in outcome["issue"][0]["diagnostics"]
+
+
+def _all_patient_view_records(shape: str) -> tuple[JSON, dict[str, JSON]]:
+    """One Bundle of every patient-view vignette (dates moved to today), shaped; vignette by id."""
+    entries: list[JSON] = []
+    by_patient: dict[str, JSON] = {}
+    for v in VIGNETTES:
+        if v["hook"] != "patient-view":
+            continue
+        record, _, _ = vignette_today(v["id"])
+        shaped = SHAPES[shape](record)
+        pid = next(e["resource"]["id"] for e in shaped["entry"] if e["resource"]["resourceType"] == "Patient")
+        by_patient[f"Patient/{pid}"] = v
+        entries += shaped["entry"]
+    return {"resourceType": "Bundle", "type": "collection", "entry": entries}, by_patient
+
+
+def _careplan_keys(careplan: JSON) -> set[str]:
+    rec = "https://oi-cds.example.org/CodeSystem/oi-recommendation"
+    return {
+        c["code"] for a in careplan["activity"] for c in a["detail"]["code"]["coding"] if c["system"] == rec
+    }
+
+
+def _check_outcomes(entries: list[JSON], by_patient: dict[str, JSON], shape: str) -> None:
+    planned = {
+        e["resource"]["subject"]["reference"]: e["resource"]
+        for e in entries
+        if e["resource"]["resourceType"] == "CarePlan"
+    }
+    for ref, v in by_patient.items():
+        keys = _careplan_keys(planned[ref]) if ref in planned else set()
+        assert set(v["expected_keys"]) <= keys, (v["id"], shape)
+        assert not set(v["expected_absent"]) & keys, (v["id"], shape)
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_every_shape_through_apply(shape: str, service: str) -> None:
+    bundle, by_patient = _all_patient_view_records(shape)
+    response = httpx.post(
+        f"{service}/fhir/PlanDefinition/oi-management/$apply",
+        json=bundle,
+        headers={"Content-Type": "application/fhir+json"},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    _check_outcomes(response.json()["entry"], by_patient, shape)
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_every_shape_through_the_cli(shape: str, tmp_path: Path) -> None:
+    bundle, by_patient = _all_patient_view_records(shape)
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(bundle))
+    out, err = io.StringIO(), io.StringIO()
+    assert (
+        run_plan(_parser().parse_args(["plan", "--at", date.today().isoformat(), str(path)]), out, err) == 0
+    )
+    _check_outcomes(json.loads(out.getvalue())["entry"], by_patient, shape)
+
+
+def test_epic_and_oracle_style_extras_in_the_hook_request(service: str, fhir_stub: str) -> None:
+    """extension members in context, fhirAuthorization with subject and extra members,
+    draftOrders entries with fullUrl, selections as MedicationRequest/<id>: all accepted."""
+    for vid in ("s04", "s17", "s22"):
+        clean, v = request_for(vid)
+        extra = copy.deepcopy(clean)
+        extra["context"]["extension"] = {"com.epic.cdshooks.request.bpa-trigger-action": "OnOpen"}
+        extra["extension"] = {"com.cerner.cdshooks.pilot": True}
+        extra["fhirServer"] = fhir_stub  # full prefetch: nothing is fetched
+        extra["fhirAuthorization"] = {
+            "access_token": "opaque-token",
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "patient/*.read",
+            "subject": "cds-service-client",
+            "patient": extra["context"]["patientId"],
+            "epic.dstu2.patient": "T1234",
+        }
+        extra["context"]["encounterId"] = "enc-1"
+        for entry in extra["context"].get("draftOrders", {}).get("entry", []):
+            r = entry["resource"]
+            entry["fullUrl"] = f"https://ehr.example.org/fhir/{r['resourceType']}/{r['id']}"
+        assert call(service, extra, v["hook"]) == call(service, clean, v["hook"]), vid

@@ -164,3 +164,19 @@ def test_a_malformed_contained_medication_is_a_clear_input_error(planner: Planne
     med["contained"][0]["code"] = {"coding": "pamidronate"}
     with pytest.raises(PlanInputError, match=r"Medication\.code"):
         planner.plan(patient(birth="2018-01-01"), [c("oi-type-3"), med], AT, validate=True)
+
+
+def test_a_needed_resource_with_a_modifier_extension_is_ignored_and_said_so(planner: Planner) -> None:
+    femur = c("fracture-femur", "2026-05-20")
+    femur["modifierExtension"] = [{"url": LOCAL + "/ext/negated", "valueBoolean": True}]
+    result = planner.plan(patient(birth="2018-01-01"), [c("oi-type-1"), femur], AT, validate=True)
+    assert "fracture-care" not in result.keys
+    assert any("modifierExtension" in n and femur["id"] in n for n in result.notes)
+    assert any("modifierExtension" in n["text"] for n in result.careplan["note"])
+
+
+def test_a_patient_with_a_modifier_extension_is_not_planned(planner: Planner) -> None:
+    person = patient(birth="2018-01-01")
+    person["modifierExtension"] = [{"url": LOCAL + "/ext/animal", "valueBoolean": True}]
+    with pytest.raises(PlanInputError, match="modifierExtension"):
+        planner.plan(person, [c("oi-type-1")], AT)

@@ -146,3 +146,17 @@ def test_rod_size_at_the_ordered_site(planner: Planner, checker: OrderChecker) -
     at_femur = {**NON_TELESCOPING, "bodySite": [femur]}
     assert [f.indicator for f in checker.check([at_femur], facts)] == ["info"]
     assert checker.check([NON_TELESCOPING], facts) == []  # no site: the smallest (2.0 mm) counts
+
+
+def test_rod_site_matches_whatever_the_order_of_codings(planner: Planner, checker: OrderChecker) -> None:
+    """FHIR: coding order carries no meaning; a local coding first must not hide the bone."""
+    snomed = {"system": "http://snomed.info/sct", "code": "femur-site"}
+    local = {"system": "urn:oid:2.16.840.1.113883.19.5.99.6", "code": "L-FEMUR"}
+    record = [
+        condition("oi-type-3"),
+        observation("medullary-canal-diameter", 4.5, bodySite={"coding": [local, snomed]}),
+        observation("medullary-canal-diameter", 2.0, bodySite={"text": "tibia"}),
+    ]
+    facts = planner.facts(CHILD, record, AT)
+    at_femur = {**NON_TELESCOPING, "bodySite": [{"coding": [snomed]}]}
+    assert [f.indicator for f in checker.check([at_femur], facts)] == ["info"]
