@@ -167,6 +167,15 @@ class Verifier:
             raise Unauthorized("token not for this endpoint") from exc
         except jwt.PyJWTError as exc:
             raise Unauthorized("invalid token") from exc
+        jti = claims["jti"]
+        if (
+            not isinstance(jti, str)
+            or not 0 < len(jti) <= 256
+            or "\x00" in jti
+            or len(str(claims["iss"])) > 255
+        ):
+            # bounded before the replay cache stores it: the same on SQLite, PostgreSQL and Redis
+            raise Unauthorized("malformed token")
         now = time.time()
         if not isinstance(claims["iat"], int | float) or claims["iat"] > now + self.settings.jwt_leeway_s:
             raise Unauthorized("token issued in the future")

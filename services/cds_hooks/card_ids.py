@@ -1,25 +1,39 @@
-"""Card uuids that carry their recommendation key, so feedback can be read per key with no
-lookup table: an RFC 9562 version-8 UUID whose first 4 bytes are a hash of the key and whose
-other 90 free bits are random. Nothing is written when a card is issued, nothing is lost on a
-crash, and every replica decodes every card."""
+"""Card uuids that carry their recommendation key, signed, so feedback can be read per key with
+no lookup table and cannot be forged: an RFC 9562 version-8 UUID whose first 4 bytes are a hash
+of the key, the next 6 random, and the last 6 an HMAC of the first 10 with the installation's
+secret. Nothing is written when a card is issued, nothing is lost on a crash, and every replica
+(sharing the secret through the database, or OI_CDS_CARD_SECRET) verifies every card; a uuid
+minted by anyone else decodes to no key, so it cannot move a rule's statistics."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import uuid
 from collections.abc import Iterable
+
+_secret = os.urandom(32)  # replaced at start-up by the installation's secret (configure)
+
+
+def configure(secret: bytes) -> None:
+    global _secret
+    _secret = secret
 
 
 def _tag(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()[:4]
 
 
+def _mac(first: bytes) -> bytes:
+    return hmac.new(_secret, first, hashlib.sha256).digest()[:6]
+
+
 def issue(key: str) -> str:
-    raw = bytearray(_tag(key) + os.urandom(12))
+    raw = bytearray(_tag(key) + os.urandom(6))
     raw[6] = (raw[6] & 0x0F) | 0x80  # version 8
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC variant
-    return str(uuid.UUID(bytes=bytes(raw)))
+    return str(uuid.UUID(bytes=bytes(raw) + _mac(bytes(raw))))
 
 
 class KeyDecoder:
@@ -27,11 +41,11 @@ class KeyDecoder:
         self._by_tag = {_tag(k): k for k in keys}
 
     def key_of(self, card_uuid: str) -> str | None:
-        """The key a card uuid of ours carries; None for any other string."""
+        """The key a card uuid of ours carries; None for any other string, or a forged one."""
         try:
             value = uuid.UUID(card_uuid)
         except ValueError:
             return None
-        if value.version != 8:
+        if value.version != 8 or not hmac.compare_digest(_mac(value.bytes[:10]), value.bytes[10:]):
             return None
         return self._by_tag.get(value.bytes[:4])

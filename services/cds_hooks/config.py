@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.plan_builder.settings import PlanSettings
@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     fhir_max_response_bytes: int = Field(10_000_000, gt=0, description="largest FHIR response accepted")
     knowledge_dir: Path | None = Field(
         None, description="fhir_profiles directory (default: the packaged one)"
+    )
+    card_secret: SecretStr | None = Field(
+        None,
+        description="key that signs card ids (feedback cannot be forged); default: one made once and "
+        "kept in the database, shared by replicas",
     )
     site_dir: Path | None = Field(
         None,

@@ -56,6 +56,32 @@ jwt_replay = Table(
 )
 
 
+# Secrets of this installation (the card-id signing key), created once, shared by replicas.
+service_secret = Table(
+    "service_secret",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(128), nullable=False),
+)
+
+
+def installation_secret(engine: Engine, name: str = "card-ids") -> bytes:
+    """The named secret of this database, created on first use (every replica gets the same)."""
+    import secrets
+
+    from sqlalchemy import select
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    insert = dialect.insert(service_secret).on_conflict_do_nothing()
+    with engine.begin() as connection:
+        connection.execute(insert, {"name": name, "value": secrets.token_hex(32)})
+        value = connection.execute(
+            select(service_secret.c.value).where(service_secret.c.name == name)
+        ).scalar_one()
+    return bytes.fromhex(value)
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 import orjson
@@ -21,6 +22,51 @@ class FhirRefused(FhirFetchError):
     """The FHIR server refused the request itself (HTTP 400 or 422): it may accept another form."""
 
 
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+# what must not survive normalization in a path: an encoded dot, slash or backslash could be
+# decoded by the server into a segment that leaves the allow-listed prefix
+_STILL_ENCODED = re.compile(r"%(2[eEfF]|5[cC])")
+
+
+def _decode_unreserved(text: str) -> str:
+    def one(match: re.Match[str]) -> str:
+        char = chr(int(match.group(1), 16))
+        return char if char in _UNRESERVED else match.group(0).upper()
+
+    return _ESCAPE.sub(one, text)
+
+
+def _remove_dot_segments(path: str) -> str:
+    """RFC 3986 section 5.2.4."""
+    out: list[str] = []
+    for segment in path.split("/"):
+        if segment == "..":
+            if len(out) > 1:
+                out.pop()
+        elif segment != ".":
+            out.append(segment)
+    if path.endswith(("/.", "/..")):
+        out.append("")
+    return "/".join(out)
+
+
+def normalize_url(url: str) -> str:
+    """RFC 3986 section 6 normalization: lower-case scheme and host, unreserved escapes decoded,
+    dot segments removed. Raises ValueError for what is still ambiguous after it (an encoded
+    dot, slash or backslash, a backslash, a control character) or is not an http(s) URL."""
+    if any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in url) or "\\" in url:
+        raise ValueError("control character, space or backslash in a URL")
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError("not an absolute http(s) URL")
+    path = _remove_dot_segments(_decode_unreserved(parts.path))
+    if _STILL_ENCODED.search(path):
+        raise ValueError("encoded dot, slash or backslash in a URL path")
+    netloc = parts.hostname.lower() + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme.lower(), netloc, path, _decode_unreserved(parts.query), ""))
+
+
 def _origin_and_path(url: str) -> tuple[str, str, int | None, str]:
     parts = urlsplit(url)
     port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
@@ -28,13 +74,17 @@ def _origin_and_path(url: str) -> tuple[str, str, int | None, str]:
 
 
 def allowed(url: str, allowlist: list[str]) -> bool:
-    """Same scheme, host and port as an allow-listed base, and under its path."""
+    """Same scheme, host and port as an allow-listed base, and under its path, once both are
+    normalized (a `..` or `%2e%2e` segment cannot climb out of the allow-listed prefix)."""
     try:
-        scheme, host, port, path = _origin_and_path(url)
+        scheme, host, port, path = _origin_and_path(normalize_url(url))
     except ValueError:
         return False
     for base in allowlist:
-        b_scheme, b_host, b_port, b_path = _origin_and_path(base)
+        try:
+            b_scheme, b_host, b_port, b_path = _origin_and_path(normalize_url(base))
+        except ValueError:
+            continue
         if (scheme, host, port) == (b_scheme, b_host, b_port) and (
             path == b_path or path.startswith(b_path + "/")
         ):
@@ -71,11 +121,16 @@ class FhirClient:
         return await self._get_url(server, url, token)
 
     async def _get_url(self, server: str, url: str, token: str | None) -> JSON:
-        # the token goes only to the allow-listed server it was issued for
+        # The token goes only to the allow-listed server it was issued for, and the URL checked
+        # is the URL sent: normalized here, so the HTTP client has nothing left to rewrite.
+        try:
+            url, base = normalize_url(url), normalize_url(server).rstrip("/")
+        except ValueError as exc:
+            raise FhirFetchError("a FHIR URL that is not a plain http(s) URL was not fetched") from exc
         if (
             not allowed(url, self.allowlist)
-            or not allowed(server, self.allowlist)
-            or not url.startswith(server.rstrip("/"))
+            or not allowed(base, self.allowlist)
+            or not (url == base or url.startswith(base + "/") or url.startswith(base + "?"))
         ):
             raise FhirFetchError("a FHIR URL outside the allow-listed server was not fetched")
         started = time.perf_counter()
@@ -108,7 +163,7 @@ class FhirClient:
                     chunks.append(chunk)
         except httpx.TimeoutException as exc:
             raise FhirFetchError("the FHIR server timed out") from exc
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
             raise FhirFetchError(f"the FHIR server could not be reached ({type(exc).__name__})") from exc
         try:
             body: Any = orjson.loads(b"".join(chunks))

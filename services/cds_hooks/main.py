@@ -14,11 +14,12 @@ import httpx
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
+from starlette.concurrency import run_in_threadpool
 
-from services.cds_hooks import errors
+from services.cds_hooks import card_ids, errors
 from services.cds_hooks.auth import DatabaseReplayCache, KeySets, RedisReplayCache, Verifier
 from services.cds_hooks.config import Settings
-from services.cds_hooks.db import make_engine, migrate
+from services.cds_hooks.db import installation_secret, make_engine, migrate, schema_current
 from services.cds_hooks.demo import DemoStore
 from services.cds_hooks.deps import require_jwt
 from services.cds_hooks.fhir_client import FhirClient
@@ -48,6 +49,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.database_url.startswith("sqlite"):
             migrate(settings.database_url)  # a shared database is migrated by `oi-cds migrate`
         engine = make_engine(settings.database_url)
+        if settings.card_secret:
+            card_ids.configure(settings.card_secret.get_secret_value().encode())
+        elif await run_in_threadpool(schema_current, engine):
+            card_ids.configure(await run_in_threadpool(installation_secret, engine))
+        else:
+            # a shared database not yet migrated: /readyz answers 503 until `oi-cds migrate`,
+            # then takes the installation's secret before it says ready
+            app.state.card_secret_pending = True
         timeout = httpx.Timeout(settings.fhir_timeout_s)
         replay: RedisReplayCache | DatabaseReplayCache = (
             RedisReplayCache(settings.redis_url) if settings.redis_url else DatabaseReplayCache(engine)

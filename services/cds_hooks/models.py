@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
 class _Wire(BaseModel):
@@ -50,6 +53,15 @@ class PatientViewContext(_Wire):
     userId: str | None = None
     patientId: str = Field(min_length=1)
     encounterId: str | None = None
+
+    @field_validator("patientId")
+    @classmethod
+    def _fhir_id(cls, value: str) -> str:
+        # the FHIR Patient.id: 1-64 of [A-Za-z0-9-.], nothing else (no newline, no 70,000
+        # characters, nothing a URL would need to escape)
+        if not FHIR_ID.fullmatch(value):
+            raise ValueError("patientId must be a FHIR id (1-64 letters, digits, '-' or '.')")
+        return value
 
 
 class OrderSignContext(PatientViewContext):
@@ -117,17 +129,26 @@ class Discovery(_Wire):
     services: list[CdsService]
 
 
+class ReasonCoding(_Wire):
+    """An override reason as feedback sends it (the CDS Hooks Sandbox sends a code alone):
+    strings bounded to what the database keeps, the same on every backend."""
+
+    system: str | None = Field(None, max_length=255)
+    code: str | None = Field(None, max_length=64)
+    display: str | None = None
+
+
 class OverrideReason(_Wire):
-    reason: Coding | dict[str, Any] | None = None
+    reason: ReasonCoding | None = None
     userComment: str | None = None
 
 
 class AcceptedSuggestion(_Wire):
-    id: str
+    id: str = Field(min_length=1, max_length=128)
 
 
 class Feedback(_Wire):
-    card: str = Field(min_length=1)
+    card: str = Field(min_length=1, max_length=64)
     outcome: Literal["accepted", "overridden"]
     acceptedSuggestions: list[AcceptedSuggestion] | None = None
     overrideReason: OverrideReason | None = None

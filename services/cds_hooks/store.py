@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from services.cds_hooks.card_ids import KeyDecoder
 from services.cds_hooks.db import feedback
-from services.cds_hooks.models import Coding, Feedback
+from services.cds_hooks.models import Feedback
 
 
 def parse_timestamp(text: str) -> datetime:
@@ -37,18 +37,19 @@ class FeedbackStore:
         rows = []
         for item in items:
             reason = item.overrideReason.reason if item.overrideReason else None
-            reason_dict = reason.wire() if isinstance(reason, Coding) else (reason or {})
+            at = parse_timestamp(item.outcomeTimestamp)
             rows.append(
                 {
                     "service_id": service_id,
                     "card_uuid": item.card,
                     "recommendation_key": self.keys.key_of(item.card),
                     "outcome": item.outcome,
-                    "outcome_timestamp": item.outcomeTimestamp,
-                    "outcome_at": parse_timestamp(item.outcomeTimestamp),
+                    # the instant, not the string: "...Z" and "...+00:00" are one event
+                    "outcome_timestamp": at.astimezone(UTC).isoformat(timespec="microseconds"),
+                    "outcome_at": at,
                     "accepted_suggestions": json.dumps([s.id for s in item.acceptedSuggestions or ()]),
-                    "override_system": reason_dict.get("system"),
-                    "override_code": reason_dict.get("code"),
+                    "override_system": reason.system if reason else None,
+                    "override_code": reason.code if reason else None,
                     "has_comment": bool(item.overrideReason and item.overrideReason.userComment),
                     "received_at": now,
                 }

@@ -18,7 +18,7 @@ from services.plan_builder import dates
 from services.plan_builder.errors import PlanInputError
 from services.plan_builder.types import JSON
 
-_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 Check = Callable[[Any], str | None]  # returns a problem, or None when the value is fine
 
 
@@ -236,7 +236,7 @@ def validate_resource(resource: Any, where: str = "resource") -> JSON:
     if not isinstance(rtype, str) or not rtype:
         raise PlanInputError(f"{where} has no resourceType", code="structure")
     rid = resource.get("id")
-    if rid is not None and (not isinstance(rid, str) or not _ID.match(rid)):
+    if rid is not None and (not isinstance(rid, str) or not _ID.fullmatch(rid)):
         raise PlanInputError("is not a valid FHIR id", resource_type=rtype, path=f"{rtype}.id")
     for field, check in SCHEMAS.get(rtype, {}).items():
         if field in resource:

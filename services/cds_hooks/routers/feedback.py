@@ -15,6 +15,16 @@ from services.cds_hooks.store import parse_timestamp
 router = APIRouter(tags=["CDS Hooks"])
 
 
+def _has_nul(node: object) -> bool:
+    if isinstance(node, str):
+        return "\x00" in node
+    if isinstance(node, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in node.items())
+    if isinstance(node, list):
+        return any(_has_nul(v) for v in node)
+    return False
+
+
 @router.post("/cds-services/{service_id}/feedback", summary="Feedback on cards")
 async def post_feedback(
     service_id: str, request: Request, services: RegistryDep, settings: SettingsDep, store: StoreDep
@@ -23,6 +33,9 @@ async def post_feedback(
     body = json_object(await read_json(request, settings.max_body_bytes), "the feedback request")
     if not isinstance(body.get("feedback"), list):
         raise BadRequest("feedback must be an array")
+    if _has_nul(body):
+        # PostgreSQL refuses NUL in text; SQLite would keep it: refuse it on both, here
+        raise BadRequest("feedback strings must not contain NUL characters")
     try:
         parsed = FeedbackRequest.model_validate(body)
     except ValidationError as exc:

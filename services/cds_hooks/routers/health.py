@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
-from services.cds_hooks.db import schema_current
+from services.cds_hooks import card_ids
+from services.cds_hooks.db import installation_secret, schema_current
 from services.cds_hooks.deps import KnowledgeDep, StoreDep
 from services.cds_hooks.errors import outcome_response
 from services.cds_hooks.routers.services import json_response
@@ -26,7 +27,7 @@ def _database_ready(store: StoreDep) -> bool:
 
 
 @router.get("/readyz", summary="Knowledge loaded and database reachable and migrated")
-async def readyz(knowledge: KnowledgeDep, store: StoreDep) -> Response:
+async def readyz(knowledge: KnowledgeDep, store: StoreDep, request: Request) -> Response:
     try:
         migrated = await run_in_threadpool(_database_ready, store)
     except Exception as exc:
@@ -35,5 +36,8 @@ async def readyz(knowledge: KnowledgeDep, store: StoreDep) -> Response:
         return outcome_response(
             503, "database schema is not at the newest migration: run `oi-cds migrate`", "transient"
         )
+    if getattr(request.app.state, "card_secret_pending", False):
+        card_ids.configure(await run_in_threadpool(installation_secret, store.engine))
+        request.app.state.card_secret_pending = False
     plan = knowledge.management
     return json_response({"status": "ready", "planDefinition": plan.canonical, "actions": len(plan.actions)})
