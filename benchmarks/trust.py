@@ -86,6 +86,7 @@ def main() -> int:
             url = f"http://127.0.0.1:{port}/cds-services/oi-management"
             env = {
                 "OI_CDS_AUTH_MODE": "off" if mode == "off" else "required",
+                "OI_CDS_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
                 "OI_CDS_TRUSTED_ISSUERS": json.dumps({ISSUER: {"jwks_file": str(folder / "jwks.json")}}),
                 "OI_CDS_DATABASE_URL": f"sqlite:///{folder / f'{mode}.sqlite3'}",
                 **({"OI_CDS_REDIS_URL": args.redis} if args.redis else {}),

@@ -52,7 +52,7 @@ def _index(folder: Path, db: sqlite3.Connection) -> list[PlanInputError]:
             where = f"{path.name} line {number}"
             try:
                 resource = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 problems.append(PlanInputError(f"{where} is not JSON", path=where, code="structure"))
                 continue
             if not isinstance(resource, dict):

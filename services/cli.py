@@ -156,6 +156,9 @@ def run_serve(args: argparse.Namespace, err: IO[str]) -> int:
     settings = _settings_or_fail(err)
     if settings is None:
         return 2
+    problem = settings.startup_problem()
+    if problem is not None:
+        return _fail(problem, err, "invalid")
     in_memory = settings.database_url in ("sqlite://", "sqlite:///:memory:")
     if settings.auth_required and args.workers > 1 and not settings.redis_url and in_memory:
         # each worker would keep its own replay cache: a token could be replayed to another

@@ -119,7 +119,24 @@ def test_default_date_uses_the_configured_time_zone() -> None:
 def test_serve_refuses_several_workers_without_a_shared_replay_cache() -> None:
     import os
 
-    env = {**os.environ, "OI_CDS_AUTH_MODE": "required", "OI_CDS_DATABASE_URL": "sqlite://"}
+    env = {
+        **os.environ,
+        "OI_CDS_AUTH_MODE": "required",
+        "OI_CDS_DATABASE_URL": "sqlite://",
+        "OI_CDS_PUBLIC_BASE_URL": "http://127.0.0.1:1",
+    }
     run = oi_cds("serve", "--workers", "2", "--port", "1", env=env)
     assert run.returncode == 2
     assert "replay cache is not shared" in json.loads(run.stderr)["issue"][0]["diagnostics"]
+
+
+def test_serve_refuses_auth_without_a_public_base_url() -> None:
+    """Issue 16: the JWT audience must never come from the Host header a caller chooses."""
+    import os
+
+    env = {**os.environ, "OI_CDS_AUTH_MODE": "required", "OI_CDS_DATABASE_URL": "sqlite://"}
+    env.pop("OI_CDS_PUBLIC_BASE_URL", None)
+    env.pop("OI_CDS_DEMO", None)
+    run = oi_cds("serve", "--port", "1", env=env)
+    assert run.returncode == 2
+    assert "OI_CDS_PUBLIC_BASE_URL is not set" in json.loads(run.stderr)["issue"][0]["diagnostics"]

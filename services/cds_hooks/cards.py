@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -59,9 +60,22 @@ def card_source(rec: Recommendation | None = None) -> JSON:
 _MD_ESCAPES = str.maketrans({**{ch: "\\" + ch for ch in "\\`*_{}[]#|&!"}, "<": "&lt;", ">": "&gt;"})
 
 
+# GitHub-flavoured Markdown (CDS Hooks' detail) turns bare URLs, www. names and e-mail addresses
+# into live links, and ~~ into strike-through: a trusted card must not carry a link from the record.
+_AUTOLINK = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*):(?=//)|(\bwww)\.|(@)|(~)")
+
+
+def _unlink(match: re.Match[str]) -> str:
+    if match.group(1):
+        return match.group(1) + "\\:"
+    if match.group(2):
+        return match.group(2) + "\\."
+    return "\\" + match.group(0)
+
+
 def _md(text: str) -> str:
     """Escape what Markdown or HTML would interpret in text that came from a record."""
-    return text.translate(_MD_ESCAPES)
+    return _AUTOLINK.sub(_unlink, text.translate(_MD_ESCAPES))
 
 
 def _recommendation_lines(recs: Sequence[Recommendation]) -> list[str]:

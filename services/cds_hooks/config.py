@@ -122,6 +122,15 @@ class Settings(BaseSettings):
                 raise ValueError(f"not an absolute http(s) URL: {url!r}")
         return value
 
+    def startup_problem(self) -> str | None:
+        """A configuration the service must not start with, in words; None when it may."""
+        if self.auth_required and not self.demo and not self.public_base_url:
+            return (
+                "auth is required but OI_CDS_PUBLIC_BASE_URL is not set: the JWT audience must come "
+                "from configuration, never from the request's Host header"
+            )
+        return None
+
     @property
     def auth_required(self) -> bool:
         return (self.auth_mode or ("off" if self.demo else "required")) == "required"

@@ -58,6 +58,8 @@ async def require_jwt(request: Request) -> None:
     settings: Settings = request.app.state.settings
     if not settings.auth_required:
         return
+    # outside demo mode the service does not start without a public base URL (startup_problem):
+    # the Host header never chooses the audience
     base = (settings.public_base_url or str(request.base_url)).rstrip("/")
     path = request.url.path
     audiences = [base + path]

@@ -15,7 +15,13 @@ from services.plan_builder.types import JSON
 
 
 class FhirFetchError(Exception):
-    """The FHIR server could not give the data; the message is safe to show (no PHI, no token)."""
+    """The FHIR server could not give the data. The message (no PHI, no token) is for the log
+    and the operator; callers get a generic answer, so that a 412 never tells which ports or
+    servers answer (``reason`` is the metric label)."""
+
+    def __init__(self, message: str, reason: str = "error") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class FhirRefused(FhirFetchError):
@@ -126,13 +132,15 @@ class FhirClient:
         try:
             url, base = normalize_url(url), normalize_url(server).rstrip("/")
         except ValueError as exc:
-            raise FhirFetchError("a FHIR URL that is not a plain http(s) URL was not fetched") from exc
+            raise FhirFetchError(
+                "a FHIR URL that is not a plain http(s) URL was not fetched", "not-allowed"
+            ) from exc
         if (
             not allowed(url, self.allowlist)
             or not allowed(base, self.allowlist)
             or not (url == base or url.startswith(base + "/") or url.startswith(base + "?"))
         ):
-            raise FhirFetchError("a FHIR URL outside the allow-listed server was not fetched")
+            raise FhirFetchError("a FHIR URL outside the allow-listed server was not fetched", "not-allowed")
         started = time.perf_counter()
         try:
             body = await self._fetch(url, token)
@@ -151,26 +159,36 @@ class FhirClient:
         try:
             async with self.http.stream("GET", url, headers=headers) as response:
                 if response.status_code in (400, 422):
-                    raise FhirRefused(f"the FHIR server answered HTTP {response.status_code}")
+                    raise FhirRefused(
+                        f"the FHIR server answered HTTP {response.status_code}",
+                        f"http-{response.status_code}",
+                    )
                 if response.status_code != 200:
-                    raise FhirFetchError(f"the FHIR server answered HTTP {response.status_code}")
+                    raise FhirFetchError(
+                        f"the FHIR server answered HTTP {response.status_code}",
+                        f"http-{response.status_code // 100}xx",
+                    )
                 size = 0
                 chunks = []
                 async for chunk in response.aiter_bytes():
                     size += len(chunk)
                     if size > self.max_bytes:
-                        raise FhirFetchError(f"the FHIR response exceeded {self.max_bytes} bytes")
+                        raise FhirFetchError(
+                            f"the FHIR response exceeded {self.max_bytes} bytes", "too-large"
+                        )
                     chunks.append(chunk)
         except httpx.TimeoutException as exc:
-            raise FhirFetchError("the FHIR server timed out") from exc
+            raise FhirFetchError("the FHIR server timed out", "timeout") from exc
         except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
-            raise FhirFetchError(f"the FHIR server could not be reached ({type(exc).__name__})") from exc
+            raise FhirFetchError(
+                f"the FHIR server could not be reached ({type(exc).__name__})", "unreachable"
+            ) from exc
         try:
             body: Any = orjson.loads(b"".join(chunks))
         except orjson.JSONDecodeError as exc:
-            raise FhirFetchError("the FHIR server's response is not JSON") from exc
+            raise FhirFetchError("the FHIR server's response is not JSON", "not-json") from exc
         if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
-            raise FhirFetchError("the FHIR server's response is not a FHIR resource")
+            raise FhirFetchError("the FHIR server's response is not a FHIR resource", "not-fhir")
         return body
 
     async def search(
@@ -181,14 +199,19 @@ class FhirClient:
         resources: list[JSON] = []
         for page in range(self.max_pages):
             if bundle.get("resourceType") == "OperationOutcome":
-                raise FhirFetchError(f"the FHIR server returned an OperationOutcome for {resource_type}")
+                raise FhirFetchError(
+                    f"the FHIR server returned an OperationOutcome for {resource_type}", "outcome"
+                )
             if bundle.get("resourceType") != "Bundle":
                 found = bundle.get("resourceType")
-                raise FhirFetchError(f"the FHIR server returned {found}, not a Bundle, for {resource_type}")
+                raise FhirFetchError(
+                    f"the FHIR server returned {found}, not a Bundle, for {resource_type}", "wrong-type"
+                )
             resources.extend(entries_of(bundle, resource_type, *includes))
             if len(resources) > self.max_entries:
                 raise FhirFetchError(
-                    f"the {resource_type} search returned more than {self.max_entries} entries"
+                    f"the {resource_type} search returned more than {self.max_entries} entries",
+                    "too-many-entries",
                 )
             next_url = next_link(bundle)
             if next_url is None:
@@ -196,7 +219,9 @@ class FhirClient:
             if page + 1 == self.max_pages:
                 break
             bundle = await self._get_url(server, urljoin(server.rstrip("/") + "/", next_url), token)
-        raise FhirFetchError(f"the {resource_type} search has more than {self.max_pages} pages")
+        raise FhirFetchError(
+            f"the {resource_type} search has more than {self.max_pages} pages", "too-many-pages"
+        )
 
 
 def next_link(bundle: JSON) -> str | None:

@@ -39,6 +39,9 @@ log = logging.getLogger("oi_cds")
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    problem = settings.startup_problem()
+    if problem is not None:
+        raise RuntimeError(problem)
     # Loaded (and every condition compiled) once, at start: a broken artifact stops start-up.
     knowledge = load_knowledge(settings.knowledge_dir, site_dir=settings.site_dir)
     planner = Planner(knowledge, settings.plan)

@@ -18,6 +18,11 @@ LATENCY = Histogram(
 CARDS = Counter("oi_cds_cards_total", "Cards returned, by recommendation key", ["service", "key"])
 PRECONDITION_FAILED = Counter("oi_cds_precondition_failed_total", "412 answers, by reason", ["reason"])
 FHIR_CALLS = Counter("oi_cds_fhir_requests_total", "FHIR fallback requests, by outcome", ["outcome"])
+FHIR_FAILURES = Counter(
+    "oi_cds_fhir_failures_total",
+    "FHIR fallback failures, by reason (the 412 itself stays generic)",
+    ["reason"],
+)
 FHIR_LATENCY = Histogram("oi_cds_fhir_request_seconds", "FHIR fallback request duration")
 SHED = Counter("oi_cds_shed_total", "Hook calls refused with 503 (over OI_CDS_MAX_CONCURRENT_HOOKS)")
 FOREIGN_DROPPED = Counter(

@@ -7,6 +7,7 @@ empty searchset means "no data"; an OperationOutcome, or a Bundle with an error 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -28,6 +29,8 @@ from services.plan_builder.facts import OBSERVATION_FACTS
 from services.plan_builder.medications import index_medications, unresolved_reference
 from services.plan_builder.structural import SHARED_TYPES
 from services.plan_builder.types import JSON
+
+log = logging.getLogger("oi_cds.fhir")
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +214,13 @@ async def gather(request: HookRequest, client: FhirClient, keys: tuple[PrefetchK
                     resources = await _search(client, server, path, token, spec, request.context)
                 fetched.append(spec.key)
             except FhirFetchError as exc:
-                (missing if spec.required else unchecked).append(f"{spec.what}: {exc}")
+                # The caller learns only that the data could not be had: which ports answer,
+                # and how, is for the operator (metric and log), never for the 412 body.
+                metrics.FHIR_FAILURES.labels(exc.reason).inc()
+                log.info("FHIR fallback failed", extra={"fields": {"key": spec.key, "reason": exc.reason}})
+                (missing if spec.required else unchecked).append(
+                    f"{spec.what}: not obtainable from the FHIR server"
+                )
                 continue
         if resources is None:
             reason = "not in prefetch and no usable FHIR server" if server is None else "not available"
@@ -265,7 +274,8 @@ async def _referenced_medications(
         try:
             medication = await client.get(server, ref, token)
         except FhirFetchError as exc:
-            unchecked.append(f"a referenced Medication: {exc}")
+            metrics.FHIR_FAILURES.labels(exc.reason).inc()
+            unchecked.append("a referenced Medication: not obtainable from the FHIR server")
             continue
         if medication.get("resourceType") == "Medication":
             found.append(medication)

@@ -553,12 +553,17 @@ def _birth_plus_age(birth: DateRange, age: JSON, ref: str | None, col: _Collecto
         col.notes.append(f"{ref or 'a Condition'}: onsetAge has no usable value/unit; ignored")
         return None
     kind, factor = _AGE_UNITS[unit]
-    amount = float(value) * factor
-    if kind == "months" and amount.is_integer():
-        start, end = dates.add_months(birth.start, int(amount)), dates.add_months(birth.end, int(amount))
-    else:
-        days = round(amount * (30.4375 if kind == "months" else 1))
-        start, end = dates.add_days(birth.start, days), dates.add_days(birth.end, days)
+    try:
+        amount = float(value) * factor
+        if kind == "months" and amount.is_integer():
+            start, end = dates.add_months(birth.start, int(amount)), dates.add_months(birth.end, int(amount))
+        else:
+            days = round(amount * (30.4375 if kind == "months" else 1))
+            start, end = dates.add_days(birth.start, days), dates.add_days(birth.end, days)
+    except (OverflowError, ValueError):
+        # one absurd chart entry ({1000000 a}, {1e300 wk}) must not stop the patient's plan
+        col.notes.append(f"{ref or 'a Condition'}: onsetAge is out of any date range; ignored")
+        return None
     if start > col.at:
         col.notes.append(
             f"{ref or 'a Condition'}: onsetAge puts the onset after the evaluation date; ignored"

@@ -40,6 +40,12 @@ class PatientStream:
             return
         try:
             resource = json.loads(line)
+        except RecursionError:
+            # nested deeper than any FHIR resource: that line's error, the stream goes on
+            yield from self._problem(
+                PlanInputError(f"{where} is nested too deeply", path=where, code="structure")
+            )
+            return
         except ValueError:
             yield from self._problem(PlanInputError(f"{where} is not JSON", path=where, code="structure"))
             return

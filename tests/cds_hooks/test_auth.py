@@ -80,6 +80,7 @@ def secured(fhir_stub: str, jwks_dir: Path, tmp_path_factory: pytest.TempPathFac
     port = free_port()
     env = {
         "OI_CDS_AUTH_MODE": "required",
+        "OI_CDS_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "OI_CDS_TRUSTED_ISSUERS": json.dumps(issuers),
         "OI_CDS_DATABASE_URL": f"sqlite:///{folder / 'db.sqlite3'}",
         "OI_CDS_FHIR_ALLOWLIST": fhir_stub,
@@ -276,6 +277,7 @@ def test_dev_keys_and_dev_token_work_with_a_trusting_service(tmp_path: Path) -> 
     port = free_port()
     env = {
         "OI_CDS_AUTH_MODE": "required",
+        "OI_CDS_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "OI_CDS_TRUSTED_ISSUERS": trusted,
         "OI_CDS_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
     }

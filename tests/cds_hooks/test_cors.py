@@ -57,6 +57,7 @@ def strict_cors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     env = {
         "OI_CDS_DEMO": "false",
+        "OI_CDS_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "OI_CDS_CORS_ORIGINS": "https://ehr.example.org",
         "OI_CDS_DATABASE_URL": f"sqlite:///{folder / 'db.sqlite3'}",
     }

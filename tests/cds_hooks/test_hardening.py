@@ -3,6 +3,7 @@ where it can be (respx only for the remote FHIR server's tricks)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -180,3 +181,101 @@ def test_a_fhir_server_url_the_http_client_would_refuse_is_a_412_not_a_500(servi
     body = hook_request("patient-view", PID, prefetch, fhirServer="http://127.0.0.1:9/fh\x7fir")
     response = httpx.post(f"{service}/cds-services/oi-management", json=body)
     assert response.status_code == 412, response.text
+
+
+# 3. in demo mode the Host header must not choose what is fetched with the caller's token
+def test_demo_mode_fetches_only_its_own_demo_server_whatever_the_host_header(
+    service: str, fhir_stub: str
+) -> None:
+    stub_host = fhir_stub.removeprefix("http://").split("/")[0]  # another port on this machine
+    prefetch = prefetch_of(example_bundle(), PID)
+    del prefetch["conditions"]
+    body = hook_request(
+        "patient-view", PID, prefetch, fhirServer=f"http://{stub_host}/demo-fhir", fhirAuthorization=None
+    )
+    body.pop("fhirAuthorization")
+    response = httpx.post(f"{service}/cds-services/oi-management", json=body, headers={"Host": stub_host})
+    assert response.status_code == 412
+    assert "no usable FHIR server" in response.json()["issue"][0]["diagnostics"]
+    seen = httpx.get(fhir_stub.removesuffix("/fhir") + "/_seen").json()
+    assert not any(s["path"].startswith("/demo-fhir") for s in seen)
+    # its own demo server, by its bound address, is used
+    own = hook_request("patient-view", "demo-cai", None, fhirServer=f"{service}/demo-fhir")
+    assert httpx.post(f"{service}/cds-services/oi-management", json=own).status_code == 200
+
+
+# 9. one absurd onsetAge must not break every hook call for that patient
+@pytest.mark.parametrize(
+    "age", [{"value": 1000000, "code": "a"}, {"value": 1e300, "code": "wk"}, {"value": 1e300, "code": "a"}]
+)
+def test_an_overflowing_onset_age_is_ignored_with_a_note(age: dict[str, Any], service: str) -> None:
+    prefetch = prefetch_of(example_bundle(), PID)
+    fracture = {
+        "resourceType": "Condition",
+        "id": "absurd-age",
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "71620000"}]},
+        "onsetAge": {**age, "system": "http://unitsofmeasure.org"},
+        "subject": {"reference": f"Patient/{PID}"},
+    }
+    prefetch["conditions"]["entry"].append({"resource": fracture})
+    response = httpx.post(
+        f"{service}/cds-services/oi-management", json=hook_request("patient-view", PID, prefetch)
+    )
+    assert response.status_code == 200, response.text
+    assert "onsetAge is out of any date range" in response.json()["cards"][0]["detail"]
+
+
+# 11. mistyped $apply Parameters are a 400
+APPLY = "/fhir/PlanDefinition/oi-management/$apply"
+
+
+@pytest.mark.parametrize(
+    ("parameters", "query"),
+    [
+        ({"parameter": 5}, ""),
+        ({"parameter": ["x"]}, ""),
+        ({"parameter": [{"name": "subject", "valueReference": "Patient/a"}]}, ""),
+        ({"parameter": [{"name": "evaluationDate", "valueDate": 20260101}]}, ""),
+        ({"parameter": [{"name": "evaluationDate", "valueDateTime": 5}]}, ""),
+        ({"parameter": []}, "?evaluationDate=0001-01-01"),
+    ],
+    ids=[
+        "parameter-number",
+        "parameter-string",
+        "reference-string",
+        "date-number",
+        "datetime-number",
+        "year-1",
+    ],
+)
+def test_mistyped_apply_parameters_are_a_400(parameters: dict[str, Any], query: str, service: str) -> None:
+    body = {"resourceType": "Parameters", **parameters}
+    response = httpx.post(
+        f"{service}{APPLY}{query}", json=body, headers={"Content-Type": "application/fhir+json"}
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["resourceType"] == "OperationOutcome"
+
+
+# 13. a line nested deeper than any resource is that line's error, not the end of the stream
+def test_a_deeply_nested_ndjson_line_is_one_error_line(service: str) -> None:
+    patient = b'{"resourceType":"Patient","id":"p1","birthDate":"2015-01-01"}'
+    deep = b"[" * 200_000 + b"]" * 200_000
+    other = b'{"resourceType":"Patient","id":"p2","birthDate":"2015-01-01"}'
+    condition = (
+        b'{"resourceType":"Condition","id":"c2","code":{"coding":[{"system":"http://snomed.info/sct",'
+        b'"code":"385483009"}]},"subject":{"reference":"Patient/p2"}}'
+    )
+    body = b"\n".join([patient, deep, other, condition]) + b"\n"
+    response = httpx.post(
+        f"{service}{APPLY}?evaluationDate=2026-06-01",
+        content=body,
+        headers={"Content-Type": "application/fhir+ndjson"},
+        timeout=60,
+    )
+    assert response.status_code == 200
+    lines = [json.loads(x) for x in response.text.splitlines() if x]
+    assert len(lines) == 2
+    assert lines[0]["resourceType"] == "OperationOutcome"
+    assert "nested too deeply" in str(lines[0])
+    assert lines[1]["resourceType"] == "CarePlan"

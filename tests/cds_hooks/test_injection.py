@@ -15,6 +15,11 @@ PAYLOADS = [
     '<img src=x onerror="alert(1)">',
     "[click me](javascript:alert(1))",
     "**bold** _x_ `code` | table |",
+    "https://evil.example/login",
+    "www.evil.example",
+    "HTTP://EVIL.EXAMPLE",
+    "mail me: someone@evil.example",
+    "~~struck~~",
 ]
 
 
@@ -56,3 +61,5 @@ def test_record_text_is_escaped_in_card_detail(service: str, payload: str) -> No
     assert payload not in detail  # ...but not as live Markdown/HTML
     assert "<" not in detail
     assert not re.search(r"(?<!\\)\]\(", detail)  # no unescaped link syntax
+    assert not re.search(r"(?i)(?<!\\)(https?:|www\.)", detail.replace("https://oi-cds.example.org", ""))
+    assert not re.search(r"(?<!\\)[~@]", detail)

@@ -116,7 +116,7 @@ def test_the_service_refuses_to_start_on_a_broken_site_directory(tmp_path: Path)
         [sys.executable, "-m", "services.cli", "serve", "--port", str(free_port())],
         capture_output=True,
         text=True,
-        env={**os.environ, "OI_CDS_SITE_DIR": str(tmp_path)},
+        env={**os.environ, "OI_CDS_SITE_DIR": str(tmp_path), "OI_CDS_DEMO": "true"},
         timeout=60,
     )
     assert run.returncode == 2

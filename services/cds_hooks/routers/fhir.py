@@ -112,16 +112,35 @@ async def read(resource_type: str, rid: str, knowledge: KnowledgeDep) -> Respons
     return fhir(resource)
 
 
+EARLIEST_EVALUATION = date(1900, 1, 1)  # before it, ages and windows overflow date arithmetic
+
+
+def _parameters(body: dict[str, Any] | None) -> list[dict[str, Any]]:
+    found = (body or {}).get("parameter")
+    if found is None:
+        return []
+    if not isinstance(found, list) or not all(isinstance(p, dict) for p in found):
+        raise BadRequest("Parameters.parameter must be an array of objects")
+    return found
+
+
 def _evaluation_date(request: Request, timezone: str, parameters: dict[str, Any] | None = None) -> date:
-    text = request.query_params.get("evaluationDate")
-    for parameter in (parameters or {}).get("parameter") or ():
-        if isinstance(parameter, dict) and parameter.get("name") == "evaluationDate":
-            text = parameter.get("valueDate") or parameter.get("valueDateTime", "")[:10]
+    text: Any = request.query_params.get("evaluationDate")
+    for parameter in _parameters(parameters):
+        if parameter.get("name") == "evaluationDate":
+            text = parameter.get("valueDate") or parameter.get("valueDateTime")
+            if isinstance(text, str) and "valueDateTime" in parameter and "valueDate" not in parameter:
+                text = text[:10]
     if text:
         try:
-            return date.fromisoformat(text)
+            if not isinstance(text, str):
+                raise ValueError(text)
+            at = date.fromisoformat(text)
         except ValueError as exc:
             raise BadRequest("evaluationDate must be a date (YYYY-MM-DD)") from exc
+        if at < EARLIEST_EVALUATION:
+            raise BadRequest(f"evaluationDate must be on or after {EARLIEST_EVALUATION.isoformat()}")
+        return at
     return datetime.now(ZoneInfo(timezone)).date()
 
 
@@ -158,11 +177,12 @@ async def apply(request: Request, deps: ServicesDep) -> Response:
 
 def _apply_parameters(body: dict[str, Any], at: date, strict: bool, deps: Any) -> Response:
     subject = data = None
-    for parameter in body.get("parameter") or ():
-        if not isinstance(parameter, dict):
-            continue
+    for parameter in _parameters(body):
         if parameter.get("name") == "subject":
-            subject = parameter.get("valueString") or (parameter.get("valueReference") or {}).get("reference")
+            reference = parameter.get("valueReference")
+            if reference is not None and not isinstance(reference, dict):
+                raise BadRequest("parameter 'subject' valueReference must be a Reference object")
+            subject = parameter.get("valueString") or (reference or {}).get("reference")
         elif parameter.get("name") == "data":
             data = parameter.get("resource")
     if not isinstance(subject, str) or not subject.startswith("Patient/"):

@@ -40,10 +40,13 @@ async def discovery(services: RegistryDep, request: Request) -> Response:
 
 
 def demo_fhir_bases(request: Request, public_base_url: str | None) -> list[str]:
-    port = request.url.port
+    """The demo FHIR server's own URLs: the address this socket is bound to (never the Host
+    header, which a caller chooses) on 127.0.0.1 / localhost, and the public base URL."""
+    server = request.scope.get("server") or ("127.0.0.1", None)
+    host, port = server[0], server[1]
     suffix = f":{port}" if port else ""
-    bases = [f"{request.url.scheme}://{host}{suffix}/demo-fhir" for host in ("127.0.0.1", "localhost")]
-    bases.append(str(request.base_url).rstrip("/") + "/demo-fhir")
+    hosts = {"127.0.0.1", "localhost", host} if host in ("127.0.0.1", "localhost", "::1") else {host}
+    bases = [f"http://{h}{suffix}/demo-fhir" for h in sorted(hosts)]
     if public_base_url:
         bases.append(public_base_url.rstrip("/") + "/demo-fhir")
     return bases
