@@ -99,6 +99,22 @@ class Settings(BaseSettings):
     hook_deadline_s: float = Field(
         2.0, gt=0, description="a hook call answers within this (412 if the data is late)"
     )
+    body_read_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="a hook or feedback body must arrive within this (408 after); no slot is held meanwhile",
+    )
+    shed_loop_lag_s: float = Field(
+        0.25, gt=0, description="hook calls are shed (503) while the event loop lags behind by more than this"
+    )
+    apply_spool_max_bytes: int = Field(
+        1_000_000_000,
+        gt=0,
+        description="NDJSON $apply: most answer bytes waiting for a client that does not read (then stopped)",
+    )
+    max_concurrent_apply: int = Field(
+        2, gt=0, description="$apply calls in progress per worker (run off the event loop); beyond it 503"
+    )
     on_missing_data: Literal["412", "card"] = Field(
         "412",
         description="required data unobtainable: 412 (the spec's answer) or card (200 and one warning "

@@ -23,7 +23,7 @@ from services.cds_hooks.db import installation_secret, make_engine, migrate, sch
 from services.cds_hooks.demo import DemoStore
 from services.cds_hooks.deps import require_jwt
 from services.cds_hooks.fhir_client import FhirClient
-from services.cds_hooks.limits import HookConcurrencyLimit
+from services.cds_hooks.limits import HookAdmission
 from services.cds_hooks.logs import RequestLog
 from services.cds_hooks.models import HookRequest
 from services.cds_hooks.prefetch import prefetch_keys, templates
@@ -101,7 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.registry = registry()
     app.state.prefetch_templates = templates(prefetch_keys(knowledge))
     errors.install(app)
-    # innermost first: HookConcurrencyLimit(CORS(RequestLog(app))): refusing must stay cheap
+    # innermost first: HookAdmission(CORS(RequestLog(app))): refusing must stay cheap
     # under overload, so the limiter is outermost and adds its own CORS header
     app.add_middleware(RequestLog, services=set(app.state.registry))
     app.add_middleware(
@@ -112,10 +112,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_age=600,
     )
     app.add_middleware(
-        HookConcurrencyLimit,
+        HookAdmission,
         limit=settings.max_concurrent_hooks,
         cors_origins=settings.cors_origins,
         any_origin=settings.demo,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout_s=settings.body_read_timeout_s,
+        max_loop_lag_s=settings.shed_loop_lag_s,
     )
     app.include_router(health.router)
     app.include_router(observe.router)  # /metrics checks the JWT itself (OI_CDS_METRICS_OPEN)

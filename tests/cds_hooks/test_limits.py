@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 
@@ -29,6 +30,10 @@ def limited(fhir_stub: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         "OI_CDS_HOOK_DEADLINE_S": "1",
         "OI_CDS_MAX_CONCURRENT_HOOKS": "4",
         "OI_CDS_MAX_BUNDLE_ENTRIES": "50",
+        # a tiny lag limit, so that a burst of calls that never await (full prefetch) is shed
+        # on any machine: the in-flight count cannot see calls queued inside the event loop
+        "OI_CDS_SHED_LOOP_LAG_S": "0.002",
+        "OI_CDS_BODY_READ_TIMEOUT_S": "2",
     }
     with uvicorn_server(service_command(port), port, folder / "log.txt", env) as base:
         yield base
@@ -67,13 +72,22 @@ def test_overload_is_shed_with_retry_after_and_admitted_calls_succeed(limited: s
                 assert response.headers["access-control-allow-origin"] == "*"
                 assert response.json()["resourceType"] == "OperationOutcome"
 
+    health: list[int] = []
+
+    async def probe(http: httpx.AsyncClient, until: float) -> None:
+        while time.monotonic() < until:
+            health.append((await http.get(f"{limited}/healthz")).status_code)
+            await asyncio.sleep(0.05)
+
     async def run() -> None:
-        limits = httpx.Limits(max_connections=40, max_keepalive_connections=40)
+        limits = httpx.Limits(max_connections=41, max_keepalive_connections=41)
         async with httpx.AsyncClient(limits=limits, timeout=30) as http:
             until = time.monotonic() + 4
-            await asyncio.gather(*(client(http, until) for _ in range(40)))
+            await asyncio.gather(probe(http, until), *(client(http, until) for _ in range(40)))
 
     asyncio.run(run())
+    assert health
+    assert set(health) == {200}  # health checks are never shed
     assert set(statuses) <= {200, 503}
     assert statuses.count(503) > 0, "nothing was shed at 40 concurrent calls with a limit of 4"
     assert statuses.count(200) > 0
@@ -145,3 +159,74 @@ def test_on_missing_data_card_answers_one_warning_card_not_all_clear(
     assert "conditions" in card["detail"] or "within 1 s" in card["detail"]
     assert "not an all-clear" in card["detail"]
     assert_conformant_response(response.json())
+
+
+def test_calls_waiting_on_the_fhir_server_fill_the_slots_and_the_rest_are_shed(
+    limited: str, fhir_stub: str
+) -> None:
+    """Calls that await (the slow FHIR fallback) hold a slot each: past 4, 503 at once."""
+    prefetch = prefetch_of(example_bundle(), PID)
+    prefetch["patient"]["id"] = "slow-y"
+    del prefetch["conditions"]
+    body = hook_request("patient-view", "slow-y", prefetch, fhirServer=fhir_stub)
+
+    async def run() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=30) as http:
+            return await asyncio.gather(
+                *(http.post(f"{limited}/cds-services/oi-management", json=body) for _ in range(10))
+            )
+
+    statuses = sorted(r.status_code for r in asyncio.run(run()))
+    assert set(statuses) == {412, 503}, statuses  # the admitted ones hit the 1 s deadline
+    assert statuses.count(412) <= 4
+
+
+def test_slow_bodies_hold_no_slot_and_get_408(limited: str) -> None:
+    """Issue 16: 32 connections trickling bodies made every honest call a 503."""
+    import socket
+
+    port = int(limited.rsplit(":", 1)[1])
+    body = json.dumps(hook_request("patient-view", PID, prefetch_of(example_bundle(), PID))).encode()
+    slow = []
+    for _ in range(8):  # twice the slots
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.sendall(
+            b"POST /cds-services/oi-management HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body[:10]
+        )
+        slow.append(sock)
+    try:
+        honest = httpx.post(f"{limited}/cds-services/oi-management", json=json.loads(body), timeout=10)
+        assert honest.status_code == 200
+        for sock in slow:
+            sock.settimeout(10)
+            answer = b""
+            while b"}]}" not in answer and (chunk := sock.recv(4096)):
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 408"), answer[:80]
+            assert b"OperationOutcome" in answer
+    finally:
+        for sock in slow:
+            sock.close()
+
+
+def test_a_client_that_sends_everything_first_gets_the_413(service: str) -> None:
+    """Issue 10: urllib (like Java's HttpURLConnection) writes the whole body before it reads:
+    answering early and closing gave it a connection reset instead of the 413."""
+    import urllib.error
+    import urllib.request
+
+    body = b'{"hook": "patient-view", "pad": "' + b"x" * 6_000_000 + b'"}'
+    request = urllib.request.Request(
+        f"{service}/cds-services/oi-management",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=30)
+    assert caught.value.code == 413
+    outcome = json.loads(caught.value.read())
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert "over the limit" in outcome["issue"][0]["diagnostics"]

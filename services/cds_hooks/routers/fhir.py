@@ -3,7 +3,9 @@ PlanDefinition for one patient (Parameters), many (a Bundle) or a stream (NDJSON
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
+import zlib
 from collections.abc import AsyncIterator
 from datetime import date, datetime
 from typing import Any
@@ -11,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from services.cds_hooks.body import JSON_TYPES, json_object, read_json
 from services.cds_hooks.deps import KnowledgeDep, ServicesDep
@@ -45,16 +48,21 @@ class NdjsonResponse(Response):
 
     media_type = "application/fhir+ndjson"
 
-    def __init__(self, lines: AsyncIterator[bytes]) -> None:
+    def __init__(self, lines: AsyncIterator[bytes], slot: ApplySlots | None = None) -> None:
         super().__init__(content=None, media_type=self.media_type)
         self.lines = lines
+        self.slot = slot
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
-        await send({"type": "http.response.start", "status": self.status_code, "headers": headers})
-        async for line in self.lines:
-            await send({"type": "http.response.body", "body": line, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        try:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": headers})
+            async for line in self.lines:
+                await send({"type": "http.response.body", "body": line, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            if self.slot is not None:
+                self.slot.__exit__()
 
 
 def fhir(body: object, status: int = 200) -> Response:
@@ -148,14 +156,57 @@ def _strict(request: Request) -> bool:
     return request.query_params.get("strict", "false").lower() in ("1", "true", "yes")
 
 
+class ApplySlots:
+    """At most `limit` $apply calls per worker, their planning in worker threads: bulk work never
+    runs on the event loop, so hook calls and health checks keep answering (beyond: 503)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_use = 0
+
+    def __enter__(self) -> ApplySlots:
+        if self.in_use >= self.limit:
+            raise CdsError(
+                f"{self.limit} $apply calls are in progress; retry shortly",
+                status=503,
+                code="transient",
+                headers={"Retry-After": "5"},
+            )
+        self.in_use += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.in_use -= 1
+
+
+def _slots(request: Request, limit: int) -> ApplySlots:
+    slots: ApplySlots | None = getattr(request.app.state, "apply_slots", None)
+    if slots is None:
+        slots = request.app.state.apply_slots = ApplySlots(limit)
+    return slots
+
+
 @router.post("/PlanDefinition/oi-management/$apply", summary="$apply the OI PlanDefinition")
 async def apply(request: Request, deps: ServicesDep) -> Response:
+    slots = _slots(request, deps.settings.max_concurrent_apply)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type in NDJSON_TYPES:
+        # the slot is held by the stream until its last line is sent
+        at = _evaluation_date(request, deps.settings.timezone)
+        slot = slots.__enter__()
+        lines = _stream(
+            request,
+            PatientStream(deps.env.planner, at, _strict(request)),
+            deps.settings.apply_spool_max_bytes,
+        )
+        return NdjsonResponse(lines, slot)
+    with slots:
+        return await _apply_json(request, deps, content_type)
+
+
+async def _apply_json(request: Request, deps: Any, content_type: str) -> Response:
     strict = _strict(request)
     planner = deps.env.planner
-    if content_type in NDJSON_TYPES:
-        at = _evaluation_date(request, deps.settings.timezone)
-        return NdjsonResponse(_stream(request, PatientStream(planner, at, strict)))
     if content_type not in JSON_TYPES:
         raise UnsupportedMediaType(
             "Content-Type must be application/fhir+json (Parameters or Bundle) or application/fhir+ndjson"
@@ -163,11 +214,12 @@ async def apply(request: Request, deps: ServicesDep) -> Response:
     body = json_object(await read_json(request, deps.settings.max_body_bytes), "the $apply body")
     rtype = body.get("resourceType")
     if rtype == "Parameters":
-        return _apply_parameters(body, _evaluation_date(request, deps.settings.timezone, body), strict, deps)
+        at = _evaluation_date(request, deps.settings.timezone, body)
+        return await run_in_threadpool(_apply_parameters, body, at, strict, deps)
     if rtype == "Bundle":
         at = _evaluation_date(request, deps.settings.timezone)
         try:
-            outcomes = plan_bundle(body, planner, at, strict=strict)
+            outcomes = await run_in_threadpool(lambda: list(plan_bundle(body, planner, at, strict=strict)))
         except PlanInputError as exc:
             raise BadRequest(exc.describe()) from exc
         entries = [{"resource": o.resource} for o in outcomes]
@@ -208,19 +260,90 @@ def _apply_parameters(body: dict[str, Any], at: date, strict: bool, deps: Any) -
     return fhir(outcome.resource)
 
 
-async def _stream(request: Request, stream: PatientStream) -> AsyncIterator[bytes]:
+class _Spool:
+    """Answer lines on their way out: compressed on disk (memory stays flat), written by the
+    reader of the request body and read by the sender of the response, concurrently."""
+
+    def __init__(self, limit: int) -> None:
+        self.file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
+        self.compress = zlib.compressobj(level=1)
+        self.decompress = zlib.decompressobj()
+        self.written = self.read_at = 0  # compressed bytes
+        self.unsent = 0  # answer bytes not yet sent
+        self.limit = limit
+        self.done = False
+        self.ready = asyncio.Event()
+
+    def put(self, data: bytes) -> None:
+        packed = self.compress.compress(data) + self.compress.flush(zlib.Z_SYNC_FLUSH)
+        self.file.seek(self.written)
+        self.file.write(packed)
+        self.written += len(packed)
+        self.unsent += len(data)
+        self.ready.set()
+
+    def take(self) -> bytes:
+        self.file.seek(self.read_at)
+        packed = self.file.read(min(64 * 1024, self.written - self.read_at))
+        self.read_at += len(packed)
+        data = self.decompress.decompress(packed)
+        self.unsent -= len(data)
+        return data
+
+    def close(self) -> None:
+        self.file.close()
+
+
+async def _stream(request: Request, stream: PatientStream, spool_limit: int) -> AsyncIterator[bytes]:
     """Lines in, one line per patient out, memory bounded by one patient.
 
-    Outcomes are spooled (to disk past 1 MB) while the body is read and sent once it has been
-    read: a client that writes its whole body before reading the answer (most do) would
-    otherwise deadlock against a server that answers while it reads.
+    Answers are sent as soon as the client takes them, while the body is still being read; a
+    client that writes its whole body before reading (most do) would deadlock a server that
+    waits on it, so what it has not taken yet waits in a compressed spool on disk, at most
+    `spool_limit` bytes of answers (past it the stream stops with a fatal line).
     """
-    with tempfile.SpooledTemporaryFile(max_size=1_000_000) as spool:
-        async for line in _outcome_lines(request, stream):
-            spool.write(line)
-        spool.seek(0)
-        while chunk := spool.read(64 * 1024):
-            yield chunk
+    spool = _Spool(spool_limit)
+
+    async def produce() -> None:
+        try:
+            async for line in _outcome_lines(request, stream):
+                spool.put(line)
+                if spool.unsent > spool.limit:
+                    spool.put(ndjson_line(_spool_full(spool.limit)))
+                    return
+        finally:
+            spool.done = True
+            spool.ready.set()
+
+    producer = asyncio.get_running_loop().create_task(produce())
+    try:
+        while True:
+            if spool.read_at < spool.written:
+                data = spool.take()
+                if data:
+                    yield data
+            elif spool.done:
+                break
+            else:
+                spool.ready.clear()
+                await spool.ready.wait()
+        await producer  # re-raises what the reader met
+    finally:
+        producer.cancel()
+        spool.close()
+
+
+def _spool_full(limit: int) -> dict[str, Any]:
+    return operation_outcome(
+        [
+            {
+                "severity": "fatal",
+                "code": "too-costly",
+                "diagnostics": f"over {limit} bytes of answers are waiting for the client to read them; "
+                "stream stopped (read the answer while sending, or send fewer patients per call)",
+            }
+        ]
+    )
 
 
 async def _outcome_lines(request: Request, stream: PatientStream) -> AsyncIterator[bytes]:
@@ -233,19 +356,28 @@ async def _outcome_lines(request: Request, stream: PatientStream) -> AsyncIterat
         if len(pending) > MAX_LINE_BYTES:
             yield ndjson_line(_line_too_long(number + 1))
             return
-        for line in lines:
-            number += 1
-            if len(line) > MAX_LINE_BYTES:
-                yield ndjson_line(_line_too_long(number))
-                return
-            for outcome in stream.feed(line, number):
-                yield ndjson_line(outcome.resource)
+        if any(len(line) > MAX_LINE_BYTES for line in lines):
+            number += next(i for i, line in enumerate(lines, 1) if len(line) > MAX_LINE_BYTES)
+            yield ndjson_line(_line_too_long(number))
+            return
+        if lines:
+            # the planning runs in a worker thread: the event loop stays free for hook calls
+            yield await run_in_threadpool(_feed, stream, lines, number)
+            number += len(lines)
     if pending.strip():
         number += 1
         for outcome in stream.feed(pending, number):
             yield ndjson_line(outcome.resource)
     for outcome in stream.close():
         yield ndjson_line(outcome.resource)
+
+
+def _feed(stream: PatientStream, lines: list[bytes], number: int) -> bytes:
+    return b"".join(
+        ndjson_line(outcome.resource)
+        for i, line in enumerate(lines, number + 1)
+        for outcome in stream.feed(line, i)
+    )
 
 
 def _line_too_long(number: int) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -93,8 +94,13 @@ async def call_service(service_id: str, request: Request, deps: ServicesDep) -> 
         # a slow FHIR server never holds the call past its deadline (a timeout scope: no extra
         # task per call, unlike wait_for)
         try:
+            started = time.monotonic()
             async with asyncio.timeout(deps.settings.hook_deadline_s):
                 cards = await service.handler(hook_request, context, at, env)
+            if time.monotonic() - started > deps.settings.hook_deadline_s:
+                # the work never awaited, so the timeout could not interrupt it: the deadline
+                # is still the deadline (an answer this late is not one the EHR waits for)
+                raise TimeoutError
         except TimeoutError as exc:
             metrics.PRECONDITION_FAILED.labels("deadline").inc()
             raise PreconditionFailed(
