@@ -20,10 +20,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from benchmarks import big_record
 from services.cds_hooks.examples import patient_view_example
 from tests.servers import bench_command, free_port, uvicorn_server
 
 CONCURRENCY = (1, 10, 50)
+
+
+def oi_child_body() -> dict[str, Any]:
+    """The issue's OI child: the example patient's full prefetch (4 Conditions, 2 Observations)."""
+    return patient_view_example()
 
 
 def request_body() -> dict[str, Any]:
@@ -81,6 +87,18 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
+    parser.add_argument(
+        "--body",
+        choices=("oi-child", "big-non-oi"),
+        default="oi-child",
+        help="oi-child: a 5 KB OI child, full prefetch; big-non-oi: an adult without OI, 300+ KB",
+    )
+    parser.add_argument(
+        "--echo",
+        choices=("orjson", "json"),
+        default="orjson",
+        help="baseline: orjson parse + small fixed answer (the target), or stdlib json echo",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.stderr.write("wrk is not installed (apt-get install wrk)\n")
@@ -90,9 +108,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         body_path = folder / "body.json"
-        body_path.write_text(json.dumps(request_body()))
+        body_path.write_text(json.dumps(big_record.body() if args.body == "big-non-oi" else oi_child_body()))
         size = body_path.stat().st_size
-        apps = {"echo": "benchmarks.echo_app:app", "oi-cds": "--factory services.cds_hooks.main:create_app"}
+        echo = "benchmarks.echo_orjson:app" if args.echo == "orjson" else "benchmarks.echo_app:app"
+        apps = {"echo": echo, "oi-cds": "--factory services.cds_hooks.main:create_app"}
         for workers in worker_counts:
             for name, app in apps.items():
                 port = free_port()
@@ -111,7 +130,8 @@ def main() -> int:
                             url, body_path, connections, args.duration
                         )
     lines = [
-        f"Request body: {size} bytes (patient-view, full prefetch). wrk, {args.duration} s per row.",
+        f"Request body: {args.body}, {size} bytes (patient-view, full prefetch); baseline: {args.echo} echo. "
+        f"wrk, {args.duration} s per row.",
         "",
         "| workers | concurrency | echo req/s | oi-cds req/s | ratio "
         "| echo p50 / p99 (ms) | oi-cds p50 / p99 (ms) |",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Sequence
@@ -73,19 +74,30 @@ def _unlink(match: re.Match[str]) -> str:
     return "\\" + match.group(0)
 
 
+@functools.lru_cache(maxsize=16_384)
 def _md(text: str) -> str:
-    """Escape what Markdown or HTML would interpret in text that came from a record."""
-    return _AUTOLINK.sub(_unlink, text.translate(_MD_ESCAPES))
+    """Escape what Markdown or HTML would interpret in text that came from a record.
+
+    Memoized: the same descriptions, citations and reasons come back on almost every call."""
+    escaped = text.translate(_MD_ESCAPES)
+    if ":" in escaped or "www" in escaped.lower() or "@" in escaped or "~" in escaped:
+        return _AUTOLINK.sub(_unlink, escaped)
+    return escaped
 
 
 def _recommendation_lines(recs: Sequence[Recommendation]) -> list[str]:
-    lines = []
-    for rec in recs:
-        lines.append(
-            f"- **{_md(rec.title)}** ({rec.key}): {_md(rec.description)}  \n"
-            f"  _Why:_ {_md('; '.join(rec.reasons))}.  \n  _Source:_ {_md(rec.citation)}."
-        )
-    return lines
+    return [_recommendation_line(r.title, r.key, r.description, r.reasons, r.citation) for r in recs]
+
+
+@functools.lru_cache(maxsize=16_384)
+def _recommendation_line(
+    title: str, key: str, description: str, reasons: tuple[str, ...], citation: str
+) -> str:
+    # depends only on what it renders: memoized (bounded), most calls repeat a few plans
+    return (
+        f"- **{_md(title)}** ({key}): {_md(description)}  \n"
+        f"  _Why:_ {_md('; '.join(reasons))}.  \n  _Source:_ {_md(citation)}."
+    )
 
 
 def _plan_on_file(care_plans: Sequence[JSON], major: str) -> JSON | None:

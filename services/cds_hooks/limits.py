@@ -79,8 +79,13 @@ class HookAdmission:
         max_body_bytes: int,
         body_timeout_s: float,
         max_loop_lag_s: float,
+        hooks: ASGIApp | None = None,
+        services: set[str] | None = None,
     ) -> None:
         self.app = app
+        # hook calls go straight to their endpoint (with the same CORS and request log)
+        self.hooks = hooks
+        self.services = services or set()
         self.limit = limit
         self.cors_origins = {o.encode() for o in cors_origins}
         self.any_origin = any_origin
@@ -137,12 +142,20 @@ class HookAdmission:
             await self.app(scope, receive, send)
             return
         self.lag.start()
-        try:
-            async with asyncio.timeout(self.body_timeout_s):
-                body, too_big, gone = await self._read(receive)
-        except TimeoutError:
-            await self._answer(scope, send, 408, _SLOW)
-            return
+        first = await receive()
+        if (
+            first["type"] == "http.request"
+            and not first.get("more_body")
+            and len(first.get("body", b"")) <= self.max_body_bytes
+        ):
+            body, too_big, gone = first.get("body", b""), False, False  # the common case: no timer
+        else:
+            try:
+                async with asyncio.timeout(self.body_timeout_s):
+                    body, too_big, gone = await self._read(_replay_message(first, receive))
+            except TimeoutError:
+                await self._answer(scope, send, 408, _SLOW)
+                return
         if gone:
             return
         if too_big:
@@ -154,7 +167,8 @@ class HookAdmission:
             return
         self.in_flight += 1
         try:
-            await self.app(scope, _replay(body, receive), send)
+            target = self.hooks if self.hooks is not None and _is_hook(scope, self.services) else self.app
+            await target(scope, _replay(body, receive), send)
         finally:
             self.in_flight -= 1
 
@@ -169,6 +183,24 @@ class HookAdmission:
             )
             self._shed_since_log = 0
             self._last_log = now
+
+
+def _replay_message(first: Message, receive: Receive) -> Receive:
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return first
+        return await receive()
+
+    return replayed
+
+
+def _is_hook(scope: Scope, services: set[str]) -> bool:
+    parts = scope["path"].split("/")
+    return len(parts) == 3 and parts[2] in services
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -23,6 +23,7 @@ from services.cds_hooks.db import installation_secret, make_engine, migrate, sch
 from services.cds_hooks.demo import DemoStore
 from services.cds_hooks.deps import require_jwt
 from services.cds_hooks.fhir_client import FhirClient
+from services.cds_hooks.hook_endpoint import HookEndpoint
 from services.cds_hooks.limits import HookAdmission
 from services.cds_hooks.logs import RequestLog
 from services.cds_hooks.models import HookRequest
@@ -102,17 +103,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.prefetch_templates = templates(prefetch_keys(knowledge))
     errors.install(app)
     # innermost first: HookAdmission(CORS(RequestLog(app))): refusing must stay cheap
-    # under overload, so the limiter is outermost and adds its own CORS header
+    # under overload, so the limiter is outermost and adds its own CORS header. Hook calls
+    # skip FastAPI's own stack (HookEndpoint), wrapped in the same CORS and request log.
+    origins = ["*"] if settings.demo else settings.cors_origins
+    methods = ["GET", "POST", "OPTIONS"]
+    allowed_headers = ["Authorization", "Content-Type", "Accept"]
     app.add_middleware(RequestLog, services=set(app.state.registry))
     app.add_middleware(
         CORSMiddleware,
-        allow_origins=["*"] if settings.demo else settings.cors_origins,
-        allow_methods=["GET", "POST", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", "Accept"],
+        allow_origins=origins,
+        allow_methods=methods,
+        allow_headers=allowed_headers,
+        max_age=600,
+    )
+    hooks = CORSMiddleware(
+        RequestLog(HookEndpoint(app), services=set(app.state.registry)),
+        allow_origins=origins,
+        allow_methods=methods,
+        allow_headers=allowed_headers,
         max_age=600,
     )
     app.add_middleware(
         HookAdmission,
+        hooks=hooks,
+        services=set(app.state.registry),
         limit=settings.max_concurrent_hooks,
         cors_origins=settings.cors_origins,
         any_origin=settings.demo,

@@ -8,6 +8,7 @@ empty searchset means "no data"; an OperationOutcome, or a Bundle with an error 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -18,7 +19,6 @@ from services.cds_hooks.fhir_client import (
     FhirClient,
     FhirFetchError,
     FhirRefused,
-    entries_of,
     has_error_outcome,
     next_link,
 )
@@ -120,6 +120,7 @@ class PatientData:
     care_plans: list[JSON] = field(default_factory=list)
     unchecked: list[str] = field(default_factory=list)  # best-effort keys that could not be had
     fetched: list[str] = field(default_factory=list)  # keys that came from the FHIR server
+    without_oi: bool = False  # no OI Condition at all: the rest was not read
 
 
 def render(template: str, context: dict[str, Any]) -> str:
@@ -155,8 +156,8 @@ def owned(resources: list[JSON], patient_id: str) -> list[JSON]:
             continue
         subject = resource.get("subject") or resource.get("patient")
         reference = subject.get("reference") if isinstance(subject, dict) else None
-        if isinstance(reference, str) and (
-            normalize_patient_ref(reference) == target or reference == uuid_form
+        if reference in (target, uuid_form) or (
+            isinstance(reference, str) and normalize_patient_ref(reference) == target
         ):
             kept.append(resource)
         else:
@@ -184,12 +185,30 @@ def _from_prefetch(spec: PrefetchKey, value: Any, max_entries: int) -> list[JSON
     entries = value.get("entry")
     if isinstance(entries, list) and len(entries) > max_entries:
         raise PayloadTooLarge(f"prefetch key '{spec.key}' has more than {max_entries} entries")
-    if has_error_outcome(value) or next_link(value) is not None:
+    if next_link(value) is not None:
         return None
-    return entries_of(value, spec.resource_type, *spec.includes)
+    # one pass over the entries (big records have hundreds): the key's resources, and whether an
+    # error outcome says the search was incomplete
+    wanted = (spec.resource_type, *spec.includes)
+    found: list[JSON] = []
+    for entry in entries if isinstance(entries, list) else ():
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict):
+            continue
+        rtype = resource.get("resourceType")
+        if rtype in wanted:
+            found.append(resource)
+        elif rtype == "OperationOutcome" and has_error_outcome({"entry": [entry]}):
+            return None
+    return found
 
 
-async def gather(request: HookRequest, client: FhirClient, keys: tuple[PrefetchKey, ...]) -> PatientData:
+async def gather(
+    request: HookRequest,
+    client: FhirClient,
+    keys: tuple[PrefetchKey, ...],
+    may_have_oi: Callable[[list[JSON]], bool] | None = None,
+) -> PatientData:
     prefetch = request.prefetch or {}
     token = request.fhirAuthorization.access_token if request.fhirAuthorization else None
     server = request.fhirServer if client.usable(request.fhirServer) else None
@@ -236,14 +255,15 @@ async def gather(request: HookRequest, client: FhirClient, keys: tuple[PrefetchK
     if patient.get("id") not in (None, request.context["patientId"]):
         raise BadRequest("prefetch 'patient' is not the patient named by context.patientId")
     pid = str(request.context["patientId"])
-    resources = owned(
-        [
-            r
-            for key in ("conditions", "observations", "medications", "medicationStatements")
-            for r in found.get(key, [])
-        ],
-        pid,
-    )
+    everything = [
+        r
+        for key in ("conditions", "observations", "medications", "medicationStatements")
+        for r in found.get(key, [])
+    ]
+    if may_have_oi is not None and not may_have_oi(everything):
+        # no Condition of anyone here is OI (the common chart open): nothing more is read
+        return PatientData(patient, [], [], unchecked, fetched, without_oi=True)
+    resources = owned(everything, pid)
     if server is not None:
         resources += await _referenced_medications(client, server, token, resources, unchecked)
     care_plans = owned(found.get("carePlans", []), pid)

@@ -139,6 +139,42 @@ class PatientFacts:
     notes: tuple[str, ...]
     evidence: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
+    @classmethod
+    def without_oi(cls, at: date, patient_ref: str | None) -> PatientFacts:
+        """The facts of a patient with no OI Condition: nothing else is read (the common case)."""
+        return cls(
+            evaluated_on=at,
+            patient_ref=patient_ref,
+            gender=None,
+            birth_date=None,
+            age_low=None,
+            age_high=None,
+            oi=False,
+            oi_types=(),
+            severity=None,
+            severity_source=None,
+            age_under_18=None,
+            skeletally_immature=None,
+            skeletal_maturity_source=None,
+            maturity_age=0,
+            young_adult=None,
+            fractures=(),
+            recent_long_bone_fracture=False,
+            recurrent_long_bone_fractures=False,
+            recurrent_count=0,
+            long_bone_bowing=False,
+            spine_deformity=False,
+            basilar_invagination=False,
+            vertebral_fracture=False,
+            functional_status=None,
+            active_bisphosphonate=False,
+            medullary_canal_diameter_mm=None,
+            canal_by_site=(),
+            bone_size="unknown",
+            missing=(),
+            notes=(),
+        )
+
     @property
     def missing_facts(self) -> bool:
         return any(m.fires_missing_facts for m in self.missing)
@@ -251,6 +287,31 @@ _DESCRIBE: dict[str, Callable[[PatientFacts], str]] = {
     "boneSize": _describe_bone_size,
     "missingFacts": lambda f: "missing: " + "; ".join(m.text for m in f.missing if m.fires_missing_facts),
 }
+
+
+def may_have_oi(resources: Iterable[JSON], term: Terminology) -> bool:
+    """False only when no Condition can be OI: a cheap scan of codes, nothing validated.
+
+    A Condition whose code is malformed answers True, so the full (validating) path decides."""
+    for resource in resources:
+        if resource.get("resourceType") != "Condition":
+            continue
+        code = resource.get("code")
+        if code is None:
+            continue
+        if not isinstance(code, dict) or not isinstance(code.get("coding", []), list):
+            return True
+        for coding in code.get("coding") or ():
+            if not isinstance(coding, dict):
+                return True
+            system, value = coding.get("system"), coding.get("code")
+            if not isinstance(system, str) or not isinstance(value, str):
+                if system is not None or value is not None:
+                    return True
+                continue
+            if VS_OI in term.lookup(system, value):
+                return True
+    return False
 
 
 def drug_value_sets(resource: JSON, medications: Medications, term: Terminology) -> frozenset[str]:

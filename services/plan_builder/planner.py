@@ -8,7 +8,7 @@ from datetime import date
 
 from services.plan_builder.careplan import build_careplan
 from services.plan_builder.engine import CompiledAction
-from services.plan_builder.facts import OBSERVATION_FACTS, PatientFacts, extract_facts
+from services.plan_builder.facts import OBSERVATION_FACTS, PatientFacts, extract_facts, may_have_oi
 from services.plan_builder.knowledge import Knowledge
 from services.plan_builder.settings import PlanSettings
 from services.plan_builder.site import unavailable
@@ -101,6 +101,13 @@ class Planner:
         return extract_facts(
             patient, resources, at, self.knowledge.terminology, self.settings, patient_ref, validate
         )
+
+    def may_have_oi(self, resources: Sequence[JSON]) -> bool:
+        return may_have_oi(resources, self.knowledge.terminology)
+
+    def without_oi(self, at: date, patient_ref: str | None) -> PlanResult:
+        """The answer for a patient with no OI Condition (see may_have_oi)."""
+        return PlanResult(PatientFacts.without_oi(at, patient_ref), (), (), (), None)
 
     def plan(
         self,

@@ -12,10 +12,13 @@ from services.plan_builder import PlanInputError, PlanResult
 
 
 async def plan_for(request: HookRequest, at: date, env: HookEnv) -> tuple[PatientData, PlanResult]:
-    data = await gather(request, env.fhir, env.prefetch)
+    data = await gather(request, env.fhir, env.prefetch, env.planner.may_have_oi)
+    # The CarePlan subject is always Patient/<context.patientId>.
+    ref = f"Patient/{request.context['patientId']}"
+    if data.without_oi:
+        # almost every chart open: a patient without OI is answered without reading the rest
+        return data, env.planner.without_oi(at, ref)
     try:
-        # The CarePlan subject is always Patient/<context.patientId>.
-        ref = f"Patient/{request.context['patientId']}"
         result = env.planner.plan(data.patient, data.resources, at, patient_ref=ref, validate=True)
     except PlanInputError as exc:
         raise BadRequest(f"patient data is not usable FHIR: {exc.describe()}") from exc
