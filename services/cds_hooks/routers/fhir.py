@@ -261,32 +261,53 @@ def _apply_parameters(body: dict[str, Any], at: date, strict: bool, deps: Any) -
 
 
 class _Spool:
-    """Answer lines on their way out: compressed on disk (memory stays flat), written by the
-    reader of the request body and read by the sender of the response, concurrently."""
+    """Answer lines on their way out, written by the reader of the request body and read by the
+    sender of the response, concurrently: in memory while the client keeps up (up to 1 MB), then
+    compressed on disk until it has caught up (memory stays flat either way)."""
+
+    MEMORY = 1_000_000
 
     def __init__(self, limit: int) -> None:
+        self.memory: list[bytes] = []
+        self.in_memory = 0
         self.file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
         self.compress = zlib.compressobj(level=1)
         self.decompress = zlib.decompressobj()
-        self.written = self.read_at = 0  # compressed bytes
+        self.spilling = False
+        self.written = self.read_at = 0  # compressed bytes on disk
         self.unsent = 0  # answer bytes not yet sent
         self.limit = limit
         self.done = False
         self.ready = asyncio.Event()
 
     def put(self, data: bytes) -> None:
-        packed = self.compress.compress(data) + self.compress.flush(zlib.Z_SYNC_FLUSH)
-        self.file.seek(self.written)
-        self.file.write(packed)
-        self.written += len(packed)
         self.unsent += len(data)
+        if not self.spilling and self.in_memory + len(data) <= self.MEMORY:
+            self.memory.append(data)
+            self.in_memory += len(data)
+        else:
+            self.spilling = True
+            packed = self.compress.compress(data) + self.compress.flush(zlib.Z_SYNC_FLUSH)
+            self.file.seek(self.written)
+            self.file.write(packed)
+            self.written += len(packed)
         self.ready.set()
 
+    def pending(self) -> bool:
+        return bool(self.memory) or self.read_at < self.written
+
     def take(self) -> bytes:
-        self.file.seek(self.read_at)
-        packed = self.file.read(min(64 * 1024, self.written - self.read_at))
-        self.read_at += len(packed)
-        data = self.decompress.decompress(packed)
+        if self.memory:  # what came first goes first: memory holds what preceded the spill
+            data = b"".join(self.memory)
+            self.memory.clear()
+            self.in_memory = 0
+        else:
+            self.file.seek(self.read_at)
+            packed = self.file.read(min(64 * 1024, self.written - self.read_at))
+            self.read_at += len(packed)
+            data = self.decompress.decompress(packed)
+            if self.read_at == self.written:
+                self.spilling = False  # caught up: back to memory
         self.unsent -= len(data)
         return data
 
@@ -318,7 +339,7 @@ async def _stream(request: Request, stream: PatientStream, spool_limit: int) -> 
     producer = asyncio.get_running_loop().create_task(produce())
     try:
         while True:
-            if spool.read_at < spool.written:
+            if spool.pending():
                 data = spool.take()
                 if data:
                     yield data
