@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -205,14 +204,4 @@ def _is_hook(scope: Scope, services: set[str]) -> bool:
 
 def _replay(body: bytes, receive: Receive) -> Receive:
     """The body already read, then the real channel (for the disconnect)."""
-    sent = False
-
-    async def replayed() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            message: dict[str, Any] = {"type": "http.request", "body": body, "more_body": False}
-            return message
-        return await receive()
-
-    return replayed
+    return _replay_message({"type": "http.request", "body": body, "more_body": False}, receive)
