@@ -60,6 +60,15 @@ def _test_defaults(command: list[str]) -> dict[str, str]:
     return {"OI_CDS_SHED_LOOP_LAG_S": "5"} if command[2:4] == ["services.cli", "serve"] else {}
 
 
+@contextmanager
+def demo_service(folder: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """The service in demo mode on a free port, its SQLite file and log in `folder`."""
+    port = free_port()
+    full = {"OI_CDS_DEMO": "true", "OI_CDS_DATABASE_URL": f"sqlite:///{folder / 'db.sqlite3'}", **(env or {})}
+    with uvicorn_server(service_command(port), port, folder / "log.txt", full) as base:
+        yield base
+
+
 def service_command(port: int) -> list[str]:
     return [sys.executable, "-m", "services.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
 

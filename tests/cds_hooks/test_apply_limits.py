@@ -13,7 +13,7 @@ import pytest
 
 from tests.cds_hooks.conftest import example_bundle, hook_request, prefetch_of
 from tests.plan_builder.test_stream import _lines
-from tests.servers import free_port, service_command, uvicorn_server
+from tests.servers import demo_service
 
 APPLY = "/fhir/PlanDefinition/oi-management/$apply?evaluationDate=2026-06-01"
 PID = "oi-type-iii-child"
@@ -21,16 +21,12 @@ PID = "oi-type-iii-child"
 
 @pytest.fixture(scope="module")
 def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("capped")
-    port = free_port()
     env = {
-        "OI_CDS_DEMO": "true",
-        "OI_CDS_DATABASE_URL": f"sqlite:///{folder / 'db.sqlite3'}",
         "OI_CDS_MAX_CONCURRENT_APPLY": "1",
         "OI_CDS_APPLY_SPOOL_MAX_BYTES": "200000",
         "OI_CDS_MAX_BODY_BYTES": "20000000",
     }
-    with uvicorn_server(service_command(port), port, folder / "log.txt", env) as base:
+    with demo_service(tmp_path_factory.mktemp("capped"), env) as base:
         yield base
 
 

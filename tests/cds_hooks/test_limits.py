@@ -13,18 +13,14 @@ import pytest
 from services.plan_builder.types import JSON
 from tests.cds_hooks.cds_rules import assert_conformant_response
 from tests.cds_hooks.conftest import example_bundle, hook_request, prefetch_of
-from tests.servers import free_port, service_command, uvicorn_server
+from tests.servers import demo_service
 
 PID = "oi-type-iii-child"
 
 
 @pytest.fixture(scope="module")
 def limited(fhir_stub: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("limited")
-    port = free_port()
     env = {
-        "OI_CDS_DEMO": "true",
-        "OI_CDS_DATABASE_URL": f"sqlite:///{folder / 'db.sqlite3'}",
         "OI_CDS_FHIR_ALLOWLIST": fhir_stub,
         "OI_CDS_FHIR_TIMEOUT_S": "5",
         "OI_CDS_HOOK_DEADLINE_S": "1",
@@ -34,7 +30,7 @@ def limited(fhir_stub: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         "OI_CDS_SHED_LOOP_LAG_S": "30",
         "OI_CDS_BODY_READ_TIMEOUT_S": "2",
     }
-    with uvicorn_server(service_command(port), port, folder / "log.txt", env) as base:
+    with demo_service(tmp_path_factory.mktemp("limited"), env) as base:
         yield base
 
 
@@ -42,15 +38,8 @@ def limited(fhir_stub: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 def lag_shedding(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A tiny lag limit, so that a burst of calls that never await (full prefetch) is shed on
     any machine: the in-flight count cannot see calls queued inside the event loop."""
-    folder = tmp_path_factory.mktemp("lag")
-    port = free_port()
-    env = {
-        "OI_CDS_DEMO": "true",
-        "OI_CDS_DATABASE_URL": f"sqlite:///{folder / 'db.sqlite3'}",
-        "OI_CDS_MAX_CONCURRENT_HOOKS": "100000",
-        "OI_CDS_SHED_LOOP_LAG_S": "0.002",
-    }
-    with uvicorn_server(service_command(port), port, folder / "log.txt", env) as base:
+    env = {"OI_CDS_MAX_CONCURRENT_HOOKS": "100000", "OI_CDS_SHED_LOOP_LAG_S": "0.002"}
+    with demo_service(tmp_path_factory.mktemp("lag"), env) as base:
         yield base
 
 
@@ -138,16 +127,12 @@ def test_entry_count_limits(limited: str) -> None:
 
 @pytest.fixture(scope="module")
 def card_on_missing(fhir_stub: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("card-on-missing")
-    port = free_port()
     env = {
-        "OI_CDS_DEMO": "true",
-        "OI_CDS_DATABASE_URL": f"sqlite:///{folder / 'db.sqlite3'}",
         "OI_CDS_FHIR_ALLOWLIST": fhir_stub,
         "OI_CDS_HOOK_DEADLINE_S": "1",
         "OI_CDS_ON_MISSING_DATA": "card",
     }
-    with uvicorn_server(service_command(port), port, folder / "log.txt", env) as base:
+    with demo_service(tmp_path_factory.mktemp("card-on-missing"), env) as base:
         yield base
 
 

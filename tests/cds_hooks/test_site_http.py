@@ -14,7 +14,7 @@ import pytest
 
 from tests.cds_hooks.test_ehr_shapes_http import call, prefetch_from, request_for
 from tests.conftest import load_vignettes
-from tests.servers import free_port, service_command, uvicorn_server
+from tests.servers import demo_service, free_port
 from tests.shapes import SITE, SITE_DIR, site_codes
 
 ROOT = Path(__file__).parents[2]
@@ -23,14 +23,9 @@ VIGNETTES = load_vignettes()
 
 @pytest.fixture(scope="module")
 def site_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("site-service")
-    port = free_port()
-    env = {
-        "OI_CDS_DEMO": "true",
-        "OI_CDS_DATABASE_URL": f"sqlite:///{folder / 'db.sqlite3'}",
-        "OI_CDS_SITE_DIR": str(ROOT / SITE_DIR),
-    }
-    with uvicorn_server(service_command(port), port, folder / "log.txt", env) as base:
+    with demo_service(
+        tmp_path_factory.mktemp("site-service"), {"OI_CDS_SITE_DIR": str(ROOT / SITE_DIR)}
+    ) as base:
         yield base
 
 
