@@ -18,10 +18,10 @@ from typing import Any
 import fhirpathpy
 
 from services.plan_builder.errors import KnowledgeError
+from services.plan_builder.terminology import EXT
 from services.plan_builder.types import JSON, Tri
 
 FHIRPATH = "text/fhirpath"
-EXT = "https://oi-cds.example.org/StructureDefinition/"
 EXT_INDICATOR = EXT + "cds-card-indicator"
 EXT_OVERRIDE_REASONS = EXT + "cds-card-override-reasons"
 EXT_OFFERS_REMOVAL = EXT + "cds-card-offers-removal"

@@ -27,13 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.plan_builder.errors import KnowledgeError
-from services.plan_builder.terminology import BASE, Terminology, Translation, normalize_text
+from services.plan_builder.terminology import BASE, EXT, Terminology, Translation, normalize_text
 from services.plan_builder.types import JSON
 
 ANSWER_TEXT = BASE + "/CodeSystem/answer-text"
 ANSWER_BOOLEAN = BASE + "/CodeSystem/answer-boolean"
 OBSERVATION_PROPERTY = BASE + "/CodeSystem/oi-observation#observation"
-EXT_UNIT_FACTOR = BASE + "/StructureDefinition/conceptmap-unit-factor"
+EXT_UNIT_FACTOR = EXT + "conceptmap-unit-factor"
 UCUM = "http://unitsofmeasure.org"
 UNIT_TARGETS = frozenset({"mm", "cm"})
 # the target is the source, or wider than it: the local code is an instance of the target

@@ -302,11 +302,6 @@ def test_dev_keys_and_dev_token_work_with_a_trusting_service(tmp_path: Path) -> 
         assert _rejected_plain.status_code == 401  # the same token twice is a replay
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.mark.anyio
 async def test_redis_replay_cache() -> None:
     from services.cds_hooks.auth import RedisReplayCache

@@ -15,11 +15,6 @@ BASE = "https://ehr.example.org/fhir"
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def client() -> AsyncIterator[FhirClient]:
     async with httpx.AsyncClient(timeout=httpx.Timeout(0.5), follow_redirects=False) as http:
         yield FhirClient(http, [BASE], max_pages=3, max_bytes=50_000)

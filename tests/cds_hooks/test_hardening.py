@@ -22,11 +22,6 @@ PID = "oi-type-iii-child"
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def client() -> AsyncIterator[FhirClient]:
     async with httpx.AsyncClient(timeout=httpx.Timeout(0.5), follow_redirects=False) as http:
         yield FhirClient(http, [TENANT], max_pages=3, max_bytes=50_000)
