@@ -1,24 +1,34 @@
-# OI-CDS service image. Not built on the project's machines (no Docker engine there); the
-# file is checked statically by tests/test_deployment.py.
+# OI-CDS service image. Two ways to build it (docker-compose.yml passes both arguments):
+# - with registry access (the default): BASE_IMAGE=python:3.11-slim, WHEELS=pypi; the project
+#   and its dependencies are installed from this context and PyPI;
+# - offline (an air-gapped build system, or a machine with a Docker engine but no registry):
+#   BASE_IMAGE=oi-cds-local/python:bookworm, WHEELS=local; deploy/local-images.sh makes the
+#   base from Debian packages and the wheels on the host, and pip runs with --no-index.
+# Every dependency ships as a wheel, so neither path needs a compiler.
+ARG BASE_IMAGE=python:3.11-slim
 
-# Build stage: wheels for the project and its dependencies (build tools stay here).
-FROM python:3.11-slim AS build
-RUN apt-get update && apt-get install -y --no-install-recommends build-essential \
-    && rm -rf /var/lib/apt/lists/*
-WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY services ./services
-COPY fhir_profiles ./fhir_profiles
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# Install stage: a virtual environment with the project, copied whole into the final stage.
+FROM ${BASE_IMAGE} AS install
+ARG WHEELS=pypi
+COPY deploy/wheels /wheelhouse
+COPY pyproject.toml README.md /src/
+COPY services /src/services
+COPY fhir_profiles /src/fhir_profiles
+RUN python3 -m venv /opt/oi-cds \
+    && if [ "$WHEELS" = local ]; then \
+         /opt/oi-cds/bin/pip install --no-cache-dir --no-index --find-links /wheelhouse oi-cds; \
+       else \
+         /opt/oi-cds/bin/pip install --no-cache-dir /src; \
+       fi
 
-# Final stage: slim Python, the wheels, a non-root user; no compilers.
-FROM python:3.11-slim
-ENV PYTHONDONTWRITEBYTECODE=1 \
+# Final stage: the base, the virtual environment, a non-root user; no sources, no wheels.
+FROM ${BASE_IMAGE}
+ENV PATH=/opt/oi-cds/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     WEB_CONCURRENCY=2
 RUN useradd --system --uid 10001 --home-dir /app --create-home oicds
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+COPY --from=install /opt/oi-cds /opt/oi-cds
 WORKDIR /app
 USER oicds
 EXPOSE 8000
