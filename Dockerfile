@@ -9,6 +9,8 @@ ARG BASE_IMAGE=python:3.11-slim
 
 # Install stage: a virtual environment with the project, copied whole into the final stage.
 FROM ${BASE_IMAGE} AS install
+# Lets a test (or an operator) prune this stage's leftovers without touching other images.
+LABEL org.oi-cds.stage=install
 ARG WHEELS=pypi
 COPY deploy/wheels /wheelhouse
 COPY pyproject.toml README.md /src/

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test browser lint format typecheck bench bench-load examples clean
+.PHONY: run test browser docker-engine local-images compose-test lint format typecheck bench bench-load examples clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,25 @@ run: $(STAMP)
 # Debian's Chromium for the browser test (as root, where missing); without it that test skips.
 browser:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || echo "chromium could not be installed: the browser test will skip"
+
+# A Docker engine for the compose test (as root, where missing: Debian's docker.io, docker-compose
+# and debootstrap; dockerd started when not running). Without one, that test skips.
+docker-engine:
+	@command -v dockerd >/dev/null && command -v docker-compose >/dev/null && command -v debootstrap >/dev/null \
+	  || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io docker-compose debootstrap >/dev/null; } \
+	  || echo "docker.io could not be installed: the compose test will skip"
+	@docker info >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v dockerd >/dev/null \
+	  && { nohup dockerd >/var/log/oi-cds-dockerd.log 2>&1 & } \
+	  && for i in $$(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done; } || true
+	@docker info >/dev/null 2>&1 && echo "Docker engine: running" || echo "no Docker engine: the compose test will skip"
+
+# Offline images for docker-compose (no registry needed): see deploy/local-images.sh.
+local-images:
+	bash deploy/local-images.sh
+
+# The container topology built and tested for real (also part of `make test` where an engine runs).
+compose-test: $(STAMP) docker-engine
+	$(BIN)/python -m pytest -q tests/test_compose.py
 
 # The whole suite: lint, format check, strict typing, then every test.
 test: $(STAMP) browser

@@ -282,25 +282,25 @@ def run_dev_keys(args: argparse.Namespace, out: IO[str]) -> int:
     return 0
 
 
-def run_dev_token(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+def mint_dev_token(directory: Path, aud: str, iss: str = DEV_ISSUER, lifetime: int = 300) -> str:
+    """A CDS Hooks JWT signed with the dev-keys key in `directory` (OSError when there is none)."""
     import jwt
 
+    meta = json.loads((directory / "meta.json").read_text())
+    key = (directory / "private.pem").read_bytes()
+    now = int(time.time())
+    claims = {"iss": iss, "aud": aud, "iat": now, "exp": now + lifetime, "jti": str(uuid.uuid4())}
+    headers = {"kid": meta["kid"], "typ": "JWT"}
+    return jwt.encode(claims, key, algorithm=meta["alg"], headers=headers)
+
+
+def run_dev_token(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     try:
-        meta = json.loads((args.dir / "meta.json").read_text())
-        key = (args.dir / "private.pem").read_bytes()
+        token = mint_dev_token(args.dir, args.aud, args.iss, args.lifetime)
     except OSError:
         err.write(f"no dev keys in {args.dir}: run `oi-cds dev-keys` first\n")
         return 2
-    now = int(time.time())
-    claims = {
-        "iss": args.iss,
-        "aud": args.aud,
-        "iat": now,
-        "exp": now + args.lifetime,
-        "jti": str(uuid.uuid4()),
-    }
-    headers = {"kid": meta["kid"], "typ": "JWT"}
-    out.write(jwt.encode(claims, key, algorithm=meta["alg"], headers=headers) + "\n")
+    out.write(token + "\n")
     return 0
 
 
