@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 import httpx
 
@@ -79,7 +80,7 @@ def main() -> int:
         # Bulk Data folder through the CLI, first: RUSAGE_CHILDREN then holds only its peak
         export = folder / "export"
         export.mkdir()
-        handles = {}
+        handles: dict[str, TextIO] = {}
         for group in patients(args.patients):
             for r in group:
                 fh = handles.get(r["resourceType"]) or handles.setdefault(

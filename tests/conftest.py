@@ -41,8 +41,10 @@ def plan(planner: Planner):  # type: ignore[no-untyped-def]
 
 
 def load_vignettes() -> list[dict[str, Any]]:
-    return json.loads((VIGNETTES / "vignettes.json").read_text())
+    vignettes: list[dict[str, Any]] = json.loads((VIGNETTES / "vignettes.json").read_text())
+    return vignettes
 
 
 def vignette_bundle(vid: str) -> dict[str, Any]:
-    return json.loads((VIGNETTES / "bundles" / f"{vid}.bundle.json").read_text())
+    bundle: dict[str, Any] = json.loads((VIGNETTES / "bundles" / f"{vid}.bundle.json").read_text())
+    return bundle

@@ -42,14 +42,17 @@ def k_is_date(text: str) -> bool:
     return len(text) == 10 or text[10] == "T"
 
 
+def _is_draft(resource: dict[str, Any]) -> bool:
+    return any(t.get("code") == "draft-order" for t in resource.get("meta", {}).get("tag", []))
+
+
 def vignette_today(vid: str) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
     """(record Bundle, draft orders, vignette) with dates moved so that today = evaluation date."""
     vignette = next(v for v in load_vignettes() if v["id"] == vid)
     days = TODAY.toordinal() - date.fromisoformat(vignette["evaluation_date"]).toordinal()
     bundle = shift(vignette_bundle(vid), days)
-    is_draft = lambda r: any(t.get("code") == "draft-order" for t in r.get("meta", {}).get("tag", []))  # noqa: E731
-    drafts = [e["resource"] for e in bundle["entry"] if is_draft(e["resource"])]
-    bundle["entry"] = [e for e in bundle["entry"] if not is_draft(e["resource"])]
+    drafts = [e["resource"] for e in bundle["entry"] if _is_draft(e["resource"])]
+    bundle["entry"] = [e for e in bundle["entry"] if not _is_draft(e["resource"])]
     return bundle, drafts, vignette
 
 

@@ -12,7 +12,7 @@ import hmac
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -175,13 +175,13 @@ def _none_alg(aud: str) -> str:
     now = int(time.time())
     return jwt.encode(
         {"iss": ISS_A, "aud": aud, "iat": now, "exp": now + 60, "jti": "n"},
-        None,
+        "",
         algorithm="none",
         headers={"kid": ES.kid, "typ": "JWT"},
     )
 
 
-ATTACKS = {
+ATTACKS: dict[str, Callable[[str], str | None]] = {
     "no token": lambda aud: None,
     "malformed": lambda aud: "not.a.jwt",
     "alg none": _none_alg,
@@ -308,7 +308,7 @@ async def test_redis_replay_cache() -> None:
 
     cache = RedisReplayCache("redis://127.0.0.1:6379/0")
     try:
-        await cache.client.ping()
+        await cache.client.ping()  # type: ignore[misc]  # redis-py types ping as bool | Awaitable
     except Exception:
         await cache.close()
         pytest.skip("Redis not reachable at 127.0.0.1:6379")

@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -143,7 +144,7 @@ def test_on_missing_data_card_answers_one_warning_card_not_all_clear(
     """Issue 19: a 412 reads as "All clear!" in the Sandbox; a site may ask for a card."""
     prefetch = prefetch_of(example_bundle(), PID)
     del prefetch["conditions"]
-    extra = {}
+    extra: dict[str, Any] = {}
     if why == "deadline":
         prefetch["patient"]["id"] = "slow-x"
         extra = {"fhirServer": fhir_stub}

@@ -172,6 +172,7 @@ def test_a_needed_resource_with_a_modifier_extension_is_ignored_and_said_so(plan
     result = planner.plan(patient(birth="2018-01-01"), [c("oi-type-1"), femur], AT, validate=True)
     assert "fracture-care" not in result.keys
     assert any("modifierExtension" in n and femur["id"] in n for n in result.notes)
+    assert result.careplan is not None
     assert any("modifierExtension" in n["text"] for n in result.careplan["note"])
 
 

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from services.plan_builder import Knowledge, Planner, load_knowledge
 from services.plan_builder.engine import PlanCompileError
-from services.plan_builder.knowledge import KnowledgeError, default_profiles_dir
+from services.plan_builder.errors import KnowledgeError
+from services.plan_builder.knowledge import default_profiles_dir
 from tests.fhir_builders import condition as c
 from tests.fhir_builders import patient
 
