@@ -9,21 +9,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from services.cds_hooks import card_ids
+from services.plan_builder.careplan import plan_on_file
 from services.plan_builder.engine import Alternative
-from services.plan_builder.knowledge import MANAGEMENT_PLAN, RECOMMENDATION_SYSTEM
+from services.plan_builder.knowledge import RECOMMENDATION_SYSTEM
 from services.plan_builder.orders import OrderFinding
-from services.plan_builder.planner import PlanResult, Recommendation
+from services.plan_builder.proposals import proposal, proposed_text
+from services.plan_builder.results import PlanResult, Recommendation
 from services.plan_builder.types import JSON
 
 SOURCE_LABEL = "OI management summary (project source text)"
-ROD_CODES = {
-    "telescoping": ("rod-telescoping", "Osteotomy and fixation with telescoping intramedullary rod"),
-    "non-telescoping": (
-        "rod-non-telescoping",
-        "Osteotomy and fixation with non-telescoping intramedullary rod",
-    ),
-}
-PROCEDURE_SYSTEM = "https://oi-cds.example.org/CodeSystem/oi-procedure"
 
 
 def _wire(**fields: Any) -> JSON:
@@ -100,27 +94,6 @@ def _recommendation_line(
     )
 
 
-def _plan_on_file(care_plans: Sequence[JSON], major: str) -> JSON | None:
-    """An active or draft CarePlan instantiating our PlanDefinition (same major version)."""
-    for plan in care_plans:
-        if plan.get("status") not in ("active", "draft"):
-            continue
-        for canonical in plan.get("instantiatesCanonical") or ():
-            url, _, version = str(canonical).partition("|")
-            if url == MANAGEMENT_PLAN and (not version or version.split(".")[0] == major):
-                return plan
-    return None
-
-
-def _keys_of(plan: JSON) -> set[str]:
-    return {
-        c.get("code")
-        for a in plan.get("activity") or ()
-        for c in ((a.get("detail") or {}).get("code") or {}).get("coding") or ()
-        if c.get("system") == RECOMMENDATION_SYSTEM
-    }
-
-
 def could_not_run_card(why: str) -> JSON:
     """Required data could not be had: one warning card instead of a 412 (OI_CDS_ON_MISSING_DATA=card)."""
     return _card(
@@ -140,7 +113,7 @@ def patient_view_cards(
         return []
     recs = result.recommendations
     careplan = result.careplan
-    on_file = _plan_on_file(care_plans, plan_version.split(".")[0])
+    on_file = plan_on_file(result, care_plans, plan_version)
     detail = [
         "Recommendations for this patient with osteogenesis imperfecta:",
         "",
@@ -152,15 +125,15 @@ def patient_view_cards(
         detail += ["", "**Could not be checked**", "", *[f"- {_md(u)}" for u in unchecked]]
     count = f"{len(recs)} recommendation{'s' if len(recs) != 1 else ''}"
     suggestions = None
-    if on_file is not None and _keys_of(on_file) == set(result.keys):
+    if on_file.current:
         summary = f"OI care plan on file is current ({count})"
     else:
-        if on_file is not None:
+        if on_file.resource is not None:
             summary = f"OI care plan on file is out of date: {count} now apply"
             action = _action(
                 type="update",
                 description="Update the OI care plan on file",
-                resource={**careplan, "id": on_file.get("id", careplan["id"])},
+                resource={**careplan, "id": on_file.resource.get("id", careplan["id"])},
             )
             label = "Update the OI care plan (draft)"
         else:
@@ -205,40 +178,31 @@ def patient_view_cards(
     return cards
 
 
-def proposal(definition: JSON, patient_ref: str) -> JSON:
-    """An ActivityDefinition of kind MedicationRequest -> the draft it proposes (no dose)."""
-    resource: JSON = {
-        "resourceType": "MedicationRequest",
-        "status": "draft",
-        "intent": definition.get("intent", "proposal"),
-        "medicationCodeableConcept": definition["productCodeableConcept"],
-        "subject": {"reference": patient_ref},
-        "instantiatesCanonical": [f"{definition['url']}|{definition['version']}"],
-    }
-    if definition.get("dosage"):
-        resource["dosageInstruction"] = definition["dosage"]
-    return resource
-
-
 def _alternative_suggestions(
-    alternatives: Sequence[Alternative], keys: frozenset[str], patient_ref: str
+    alternatives: Sequence[Alternative], keys: frozenset[str], order: JSON, patient_ref: str
 ) -> list[JSON]:
     out = []
+    order_ref = _order_ref(order)
     for alt in alternatives:
         if alt.when_recommended is not None and alt.when_recommended not in keys:
             continue
-        resource = proposal(alt.definition, patient_ref)
-        text = resource["medicationCodeableConcept"].get("text", alt.definition["title"])
-        out.append(
-            _suggestion(
-                label=alt.definition["title"],
-                uuid=new_uuid(),
-                actions=[
-                    _action(type="create", description=f"Draft a {text} order (no dose)", resource=resource)
-                ],
+        actions = [
+            _action(
+                type="create",
+                description=f"Draft a {proposed_text(alt)} order (no dose)"
+                if alt.definition["kind"] == "MedicationRequest"
+                else f"Draft: {proposed_text(alt)}",
+                resource=proposal(alt, patient_ref, order),
             )
-        )
+        ]
+        if alt.replaces_order and order_ref:
+            actions.insert(0, _remove(order_ref))
+        out.append(_suggestion(label=alt.definition["title"], uuid=new_uuid(), actions=actions))
     return out
+
+
+def _remove(order_ref: str) -> JSON:
+    return _action(type="delete", description=f"Remove the draft {order_ref}", resourceId=order_ref)
 
 
 def _order_ref(order: JSON) -> str | None:
@@ -264,19 +228,9 @@ def order_cards(findings: Sequence[OrderFinding], plan_keys: Sequence[str], pati
         suggestions: list[JSON] = []
         if offers.offers_removal and order_ref:
             suggestions.append(
-                _suggestion(
-                    label="Remove this draft order",
-                    uuid=new_uuid(),
-                    actions=[
-                        _action(
-                            type="delete", description=f"Remove the draft {order_ref}", resourceId=order_ref
-                        )
-                    ],
-                )
+                _suggestion(label="Remove this draft order", uuid=new_uuid(), actions=[_remove(order_ref)])
             )
-        suggestions.extend(_alternative_suggestions(offers.alternatives, keys, patient_ref))
-        if offers.replaces_rod:
-            suggestions.append(_rod_suggestion(finding, order_ref, patient_ref))
+        suggestions.extend(_alternative_suggestions(offers.alternatives, keys, finding.order, patient_ref))
         detail = [
             _md(rec.description),
             "",
@@ -301,24 +255,3 @@ def order_cards(findings: Sequence[OrderFinding], plan_keys: Sequence[str], pati
             )
         )
     return cards
-
-
-def _rod_suggestion(finding: OrderFinding, order_ref: str | None, patient_ref: str) -> JSON:
-    drafted = finding.order_facts.get("rodType")
-    wanted = "non-telescoping" if drafted == "telescoping" else "telescoping"
-    code, display = ROD_CODES[wanted]
-    replacement: JSON = {
-        "resourceType": "ServiceRequest",
-        "status": "draft",
-        "intent": "proposal",
-        "code": {"coding": [{"system": PROCEDURE_SYSTEM, "code": code, "display": display}], "text": display},
-        "subject": {"reference": patient_ref},
-    }
-    if finding.order.get("bodySite"):
-        replacement["bodySite"] = finding.order["bodySite"]
-    actions = [_action(type="create", description=f"Draft: {display}", resource=replacement)]
-    if order_ref:
-        actions.insert(
-            0, _action(type="delete", description=f"Remove the draft {order_ref}", resourceId=order_ref)
-        )
-    return _suggestion(label=f"Use a {wanted} rod instead", uuid=new_uuid(), actions=actions)

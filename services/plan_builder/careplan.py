@@ -5,14 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import date
-from typing import TYPE_CHECKING
 
+from services.plan_builder.knowledge import CAREPLAN_PROFILE, MANAGEMENT_PLAN, RECOMMENDATION_SYSTEM
+from services.plan_builder.results import PlanOnFile, PlanResult, Recommendation
 from services.plan_builder.types import JSON
 
-if TYPE_CHECKING:
-    from services.plan_builder.planner import Recommendation
-
-CAREPLAN_PROFILE = "https://oi-cds.example.org/StructureDefinition/oi-careplan"
 _ID_NAMESPACE = uuid.UUID("5b7c1f64-3f0e-4b8e-9a57-0c1d2e3f4a5b")
 
 
@@ -58,3 +55,26 @@ def build_careplan(
     if notes:
         careplan["note"] = [{"text": text} for text in notes]
     return careplan
+
+
+def plan_on_file(result: PlanResult, care_plans: Sequence[JSON], plan_version: str) -> PlanOnFile:
+    """The first active or draft CarePlan instantiating the management PlanDefinition at the same
+    major version; current when its recommendation keys are exactly the ones that apply now."""
+    major = plan_version.split(".")[0]
+    for plan in care_plans:
+        if plan.get("status") not in ("active", "draft"):
+            continue
+        for canonical in plan.get("instantiatesCanonical") or ():
+            url, _, version = str(canonical).partition("|")
+            if url == MANAGEMENT_PLAN and (not version or version.split(".")[0] == major):
+                return PlanOnFile(plan, _keys_of(plan) == set(result.keys))
+    return PlanOnFile(None, False)
+
+
+def _keys_of(plan: JSON) -> set[str]:
+    return {
+        c.get("code")
+        for a in plan.get("activity") or ()
+        for c in ((a.get("detail") or {}).get("code") or {}).get("coding") or ()
+        if c.get("system") == RECOMMENDATION_SYSTEM
+    }

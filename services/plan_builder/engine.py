@@ -26,8 +26,8 @@ EXT_INDICATOR = EXT + "cds-card-indicator"
 EXT_OVERRIDE_REASONS = EXT + "cds-card-override-reasons"
 EXT_OFFERS_REMOVAL = EXT + "cds-card-offers-removal"
 EXT_ALTERNATIVE = EXT + "cds-card-alternative"
-EXT_REPLACES_ROD = EXT + "cds-card-replaces-rod"
 EXT_NOTE = EXT + "cds-card-note"
+PROPOSABLE = frozenset({"MedicationRequest", "ServiceRequest"})  # what an alternative may propose
 _VARIABLE = re.compile(r"%([A-Za-z_]\w*)(?:\.([A-Za-z_]\w*))?")
 _CACHE_LIMIT = 65_536
 
@@ -42,6 +42,7 @@ class Alternative:
 
     definition: JSON  # an ActivityDefinition
     when_recommended: str | None
+    replaces_order: bool = False  # the suggestion also removes the draft and keeps its bodySite
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +52,6 @@ class CardOffers:
     override_reasons: JSON | None = None  # a CodeSystem of reasons
     offers_removal: bool = False
     alternatives: tuple[Alternative, ...] = ()
-    replaces_rod: bool = False
     note: str | None = None
 
 
@@ -208,7 +208,7 @@ def _resolve(canonical: Any, resources: Mapping[str, JSON], where: str) -> JSON:
 
 def _card_offers(extensions: list[JSON], resources: Mapping[str, JSON], where: str) -> CardOffers:
     reasons = None
-    removal = replaces_rod = False
+    removal = False
     note = None
     alternatives: list[Alternative] = []
     for ext in extensions:
@@ -217,8 +217,6 @@ def _card_offers(extensions: list[JSON], resources: Mapping[str, JSON], where: s
             reasons = _resolve(ext.get("valueCanonical"), resources, where)
         elif url == EXT_OFFERS_REMOVAL:
             removal = ext.get("valueBoolean") is True
-        elif url == EXT_REPLACES_ROD:
-            replaces_rod = ext.get("valueBoolean") is True
         elif url == EXT_NOTE:
             note = ext.get("valueMarkdown")
         elif url == EXT_ALTERNATIVE:
@@ -226,7 +224,15 @@ def _card_offers(extensions: list[JSON], resources: Mapping[str, JSON], where: s
             definition = _resolve((parts.get("definition") or {}).get("valueCanonical"), resources, where)
             if definition.get("resourceType") != "ActivityDefinition":
                 raise PlanCompileError(f"{where}: an alternative must be an ActivityDefinition")
+            if definition.get("kind") not in PROPOSABLE:
+                raise PlanCompileError(
+                    f"{where}: an alternative proposes a MedicationRequest or ServiceRequest"
+                )
             alternatives.append(
-                Alternative(definition, (parts.get("whenRecommended") or {}).get("valueCode"))
+                Alternative(
+                    definition,
+                    (parts.get("whenRecommended") or {}).get("valueCode"),
+                    (parts.get("replacesOrder") or {}).get("valueBoolean") is True,
+                )
             )
-    return CardOffers(reasons, removal, tuple(alternatives), replaces_rod, note)
+    return CardOffers(reasons, removal, tuple(alternatives), note)

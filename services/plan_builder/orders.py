@@ -9,7 +9,8 @@ from services.plan_builder.engine import CompiledAction
 from services.plan_builder.facts import PatientFacts, resource_ref, site_key
 from services.plan_builder.knowledge import Knowledge
 from services.plan_builder.medications import NO_MEDICATIONS, Medications, medication_concepts
-from services.plan_builder.planner import Recommendation, recommend
+from services.plan_builder.planner import recommend
+from services.plan_builder.results import Recommendation
 from services.plan_builder.settings import PlanSettings
 from services.plan_builder.terminology import concept_texts, normalize_text
 from services.plan_builder.types import JSON

@@ -3,54 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date
 
 from services.plan_builder.careplan import build_careplan
 from services.plan_builder.engine import CompiledAction
 from services.plan_builder.facts import OBSERVATION_FACTS, PatientFacts, extract_facts, may_have_oi
 from services.plan_builder.knowledge import Knowledge
+from services.plan_builder.results import PlanResult, Recommendation, Withheld
 from services.plan_builder.settings import PlanSettings
 from services.plan_builder.site import unavailable
 from services.plan_builder.types import JSON
-
-
-@dataclass(frozen=True, slots=True)
-class Recommendation:
-    """One applicable recommendation with its explanation (which facts, which resources)."""
-
-    key: str
-    coding: JSON
-    title: str
-    description: str
-    citation: str
-    indicator: str | None  # set when the key has a card of its own
-    reasons: tuple[str, ...]
-    evidence: tuple[str, ...]
-    activity_definition: str | None
-    kind: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Withheld:
-    """A recommendation the record cannot decide, and the unknown facts that stop it."""
-
-    key: str
-    title: str
-    unknown: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class PlanResult:
-    facts: PatientFacts
-    recommendations: tuple[Recommendation, ...]
-    withheld: tuple[Withheld, ...]
-    notes: tuple[str, ...]
-    careplan: JSON | None
-
-    @property
-    def keys(self) -> tuple[str, ...]:
-        return tuple(r.key for r in self.recommendations)
 
 
 def recommend(

@@ -8,6 +8,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from services.cds_hooks.cards import order_cards
 from services.plan_builder import Planner, load_knowledge
 from services.plan_builder.knowledge import default_profiles_dir
@@ -15,7 +17,8 @@ from services.plan_builder.orders import OrderChecker
 from tests.cds_hooks.cds_rules import assert_conformant_response
 from tests.fhir_builders import condition as c
 from tests.fhir_builders import medication as m
-from tests.fhir_builders import patient
+from tests.fhir_builders import observation as o
+from tests.fhir_builders import patient, service_request
 
 AT = date(2026, 6, 1)
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -96,3 +99,49 @@ def test_alternatives_need_the_key_they_name() -> None:
         checker.check([m("denosumab", status="draft")], mild.facts), mild.keys, "Patient/p1"
     )
     assert [s["label"] for s in card["suggestions"]] == ["Remove this draft order"]
+
+
+PROCEDURE = "https://oi-cds.example.org/CodeSystem/oi-procedure"
+FEMUR = {"coding": [{"system": "http://snomed.info/sct", "code": "71341001"}], "text": "Femur"}
+
+
+@pytest.mark.parametrize(
+    ("birth", "drafted", "record", "proposed"),
+    [
+        ("2011-01-01", "Femoral osteotomy with Fassier-Duval rod", [], "rod-non-telescoping"),
+        (
+            "2018-01-01",
+            "Femoral osteotomy with Rush nail",
+            [o("medullary-canal-diameter", 4.0)],
+            "rod-telescoping",
+        ),
+    ],
+)
+def test_a_mismatched_rod_is_replaced_by_the_other_at_the_same_site(
+    birth: str, drafted: str, record: list[dict[str, Any]], proposed: str
+) -> None:
+    """The rod the card proposes is an ActivityDefinition on the action (replacesOrder): one
+    suggestion removes the draft and drafts the other rod type at the drafted bodySite."""
+    knowledge = load_knowledge()
+    planner, checker = Planner(knowledge), OrderChecker(knowledge)
+    result = planner.plan(patient(birth=birth), [c("oi-type-3"), *record], AT)
+    order = service_request(drafted, bodySite=[FEMUR])
+    (card,) = order_cards(checker.check([order], result.facts), result.keys, "Patient/p1")
+    assert_conformant_response({"cards": [card]})
+    assert card["source"]["topic"]["code"] == "order-rod-type-mismatch"
+    (suggestion,) = card["suggestions"]
+    remove, create = suggestion["actions"]
+    assert remove == {
+        "type": "delete",
+        "description": f"Remove the draft ServiceRequest/{order['id']}",
+        "resourceId": f"ServiceRequest/{order['id']}",
+    }
+    resource = create["resource"]
+    assert create["type"] == "create"
+    assert resource["resourceType"] == "ServiceRequest"
+    assert [(x["system"], x["code"]) for x in resource["code"]["coding"]] == [(PROCEDURE, proposed)]
+    assert resource["bodySite"] == [FEMUR]
+    assert resource["subject"] == {"reference": "Patient/p1"}
+    assert resource["instantiatesCanonical"] == [
+        f"https://oi-cds.example.org/ActivityDefinition/propose-{proposed}|1.0.0"
+    ]
