@@ -227,7 +227,6 @@ def run_check_site(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     """Exit 0 and a report for a usable site directory; 2 and the reason for a broken one."""
     from services.plan_builder import load_knowledge
     from services.plan_builder.errors import KnowledgeError
-    from services.plan_builder.facts import OBSERVATION_FACTS
     from services.plan_builder.site import describe, unavailable
 
     try:
@@ -240,7 +239,7 @@ def run_check_site(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     out.write("Maps:\n")
     for line in describe(site, term, value_sets):
         out.write(line + "\n")
-    gaps = unavailable(site, term, OBSERVATION_FACTS)
+    gaps = unavailable(site, term, knowledge.vocabulary.observation_facts)
     if gaps:
         out.write("Unobtainable for this site (recommendations that need them are withheld):\n")
         for label, why in gaps:

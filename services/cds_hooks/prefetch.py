@@ -25,7 +25,6 @@ from services.cds_hooks.fhir_client import (
 from services.cds_hooks.models import HookRequest
 from services.plan_builder import Knowledge
 from services.plan_builder.bundle import normalize_patient_ref
-from services.plan_builder.facts import OBSERVATION_FACTS
 from services.plan_builder.medications import index_medications, unresolved_reference
 from services.plan_builder.structural import SHARED_TYPES
 from services.plan_builder.types import JSON
@@ -51,7 +50,7 @@ def observation_codes(knowledge: Knowledge) -> list[tuple[str, str]]:
     """The codes of every Observation fact: the knowledge's ValueSets plus the site's local codes."""
     term = knowledge.terminology
     codes: list[tuple[str, str]] = []
-    for fact in OBSERVATION_FACTS:
+    for fact in knowledge.vocabulary.observation_facts:
         members = sorted(key for key, vids in term.codes.items() if fact.question in vids)
         for pair in [*members, *knowledge.site.mapped_sources(fact.question, term)]:
             if pair not in codes:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from services.plan_builder.engine import CompiledPlan, compile_plan
 from services.plan_builder.errors import KnowledgeError
+from services.plan_builder.facts import ORDER_FACT_NAMES, VOCABULARY, Vocabulary
 from services.plan_builder.site import NO_SITE, Site, load_site
 from services.plan_builder.terminology import BASE, Terminology
 from services.plan_builder.types import JSON
@@ -31,6 +32,7 @@ class Knowledge:
     plans: dict[str, CompiledPlan] = field(default_factory=dict)  # canonical url -> plan
     recommendation_codes: dict[str, JSON] = field(default_factory=dict)  # key -> concept
     site: Site = NO_SITE  # the hospital's ConceptMaps (OI_CDS_SITE_DIR)
+    vocabulary: Vocabulary = VOCABULARY  # the facts the PlanDefinitions may read
 
     def by_type(self, resource_type: str) -> list[JSON]:
         if resource_type == "ConceptMap":
@@ -53,15 +55,13 @@ class Knowledge:
 
 def load_knowledge(
     directory: Path | None = None,
-    facts_names: frozenset[str] | None = None,
+    vocabulary: Vocabulary = VOCABULARY,
     site_dir: Path | None = None,
 ) -> Knowledge:
     """Read every ``*.json`` artifact; compile the PlanDefinitions' conditions once; apply a
     site directory's ConceptMaps to the terminology (checked: a bad map stops start-up)."""
-    from services.plan_builder.facts import FACT_NAMES, ORDER_FACT_NAMES
-
     directory = directory or default_profiles_dir()
-    knowledge = Knowledge()
+    knowledge = Knowledge(vocabulary=vocabulary)
     for path in sorted(directory.glob("*.json")):
         try:
             resource = json.loads(path.read_text(encoding="utf-8"))
@@ -90,7 +90,7 @@ def load_knowledge(
         raise KnowledgeError("the recommendation CodeSystem is missing")
     knowledge.recommendation_codes = {c["code"]: c for c in codes.get("concept", [])}
 
-    variables = {"facts": facts_names or FACT_NAMES, "order": ORDER_FACT_NAMES}
+    variables = {"facts": vocabulary.names, "order": ORDER_FACT_NAMES}
     for plan in knowledge.by_type("PlanDefinition"):
         compiled = compile_plan(plan, knowledge.resources, variables)
         for action in compiled.actions:

@@ -7,7 +7,7 @@ from datetime import date
 
 from services.plan_builder.careplan import build_careplan
 from services.plan_builder.engine import CompiledAction
-from services.plan_builder.facts import OBSERVATION_FACTS, PatientFacts, extract_facts, may_have_oi
+from services.plan_builder.facts import PatientFacts, extract_facts, may_have_oi
 from services.plan_builder.knowledge import Knowledge
 from services.plan_builder.results import PlanResult, Recommendation, Withheld
 from services.plan_builder.settings import PlanSettings
@@ -47,7 +47,7 @@ class Planner:
         # facts this site cannot supply (no local code mapped): said once in the plan's notes
         self.site_gaps = {
             fact.fact: (fact.label, why)
-            for fact in OBSERVATION_FACTS
+            for fact in knowledge.vocabulary.observation_facts
             for label, why in unavailable(knowledge.site, knowledge.terminology, (fact,))
         }
 
@@ -61,7 +61,14 @@ class Planner:
     ) -> PatientFacts:
         """validate=True validates structurally as it reads (for input not yet validated)."""
         return extract_facts(
-            patient, resources, at, self.knowledge.terminology, self.settings, patient_ref, validate
+            patient,
+            resources,
+            at,
+            self.knowledge.terminology,
+            self.settings,
+            patient_ref,
+            validate,
+            self.knowledge.vocabulary,
         )
 
     def may_have_oi(self, resources: Sequence[JSON]) -> bool:
@@ -69,7 +76,7 @@ class Planner:
 
     def without_oi(self, at: date, patient_ref: str | None) -> PlanResult:
         """The answer for a patient with no OI Condition (see may_have_oi)."""
-        return PlanResult(PatientFacts.without_oi(at, patient_ref), (), (), (), None)
+        return PlanResult(self.knowledge.vocabulary.without_oi(at, patient_ref), (), (), (), None)
 
     def plan(
         self,
@@ -79,7 +86,10 @@ class Planner:
         patient_ref: str | None = None,
         facts: PatientFacts | None = None,
         validate: bool = False,
+        careplan: bool = True,
     ) -> PlanResult:
+        """careplan=False decides the recommendations without building the CarePlan (the order
+        hooks need only the keys and the facts)."""
         facts = facts or self.facts(patient, resources, at, patient_ref, validate)
         if not facts.oi:
             return PlanResult(facts, (), (), (), None)
@@ -99,15 +109,17 @@ class Planner:
             if applies
         ]
         notes = _notes(facts, withheld) + self._site_note(facts, vector, withheld)
+        if not careplan:
+            return PlanResult(facts, tuple(recommendations), tuple(withheld), notes, None)
         subject = facts.patient_ref or ""
-        careplan = build_careplan(
+        built = build_careplan(
             subject=subject,
             at=at,
             plan_canonical=self.plan_definition.canonical,
             recommendations=recommendations,
             notes=notes,
         )
-        return PlanResult(facts, tuple(recommendations), tuple(withheld), notes, careplan)
+        return PlanResult(facts, tuple(recommendations), tuple(withheld), notes, built)
 
     def _site_note(self, facts: PatientFacts, vector: JSON, withheld: list[Withheld]) -> tuple[str, ...]:
         """One plain note when this patient lacks a fact this site cannot supply at all (no local

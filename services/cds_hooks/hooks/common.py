@@ -11,7 +11,9 @@ from services.cds_hooks.service import HookEnv
 from services.plan_builder import PlanInputError, PlanResult
 
 
-async def plan_for(request: HookRequest, at: date, env: HookEnv) -> tuple[PatientData, PlanResult]:
+async def plan_for(
+    request: HookRequest, at: date, env: HookEnv, careplan: bool = True
+) -> tuple[PatientData, PlanResult]:
     data = await gather(request, env.fhir, env.prefetch, env.planner.may_have_oi)
     # The CarePlan subject is always Patient/<context.patientId>.
     ref = f"Patient/{request.context['patientId']}"
@@ -19,7 +21,9 @@ async def plan_for(request: HookRequest, at: date, env: HookEnv) -> tuple[Patien
         # almost every chart open: a patient without OI is answered without reading the rest
         return data, env.planner.without_oi(at, ref)
     try:
-        result = env.planner.plan(data.patient, data.resources, at, patient_ref=ref, validate=True)
+        result = env.planner.plan(
+            data.patient, data.resources, at, patient_ref=ref, validate=True, careplan=careplan
+        )
     except PlanInputError as exc:
         raise BadRequest(f"patient data is not usable FHIR: {exc.describe()}") from exc
     return data, result

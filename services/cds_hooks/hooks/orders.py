@@ -38,7 +38,7 @@ def draft_orders(bundle: JSON, max_entries: int) -> list[JSON]:
 async def check_orders(
     request: HookRequest, orders: Iterable[JSON], at: date, env: HookEnv, drafts: Iterable[JSON] = ()
 ) -> list[JSON]:
-    data, result = await plan_for(request, at, env)
+    data, result = await plan_for(request, at, env, careplan=False)
     # a draft's Medication may be contained, in draftOrders, or in the record
     medications = index_medications([*data.resources, *drafts])
     findings = env.checker.check(list(orders), result.facts, medications)

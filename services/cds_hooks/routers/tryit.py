@@ -13,7 +13,6 @@ from services.cds_hooks.demo import DemoStore
 from services.cds_hooks.deps import ServicesDep
 from services.cds_hooks.errors import NotFound
 from services.cds_hooks.routers.services import json_response
-from services.plan_builder.facts import FACT_NAMES
 
 router = APIRouter(tags=["try it (demo)"])
 PAGE = Path(__file__).parent.parent / "static" / "index.html"
@@ -64,7 +63,7 @@ async def facts(pid: str, request: Request, deps: ServicesDep) -> Response:
     return json_response(
         {
             "evaluationDate": at.isoformat(),
-            "facts": [found.describe(name) for name in SHOWN if name in FACT_NAMES],
+            "facts": [found.describe(name) for name in SHOWN if name in found.specs],
             "fractures": [
                 {"bone": f.bone, "onset": str(f.onset) if f.onset else None} for f in found.fractures
             ],

@@ -1,0 +1,160 @@
+"""What every fact reader shares: the typed result it returns, its spec, and the read record.
+
+A reader is a function ``Record -> FactValue``: it returns its value with the resources that
+support it (evidence), the data-quality notes it found, and what the record leaves unknown
+(missing). It never writes into shared state; the record memoizes each fact, so a reader may
+ask for another fact by name (``record.fact("skeletallyImmature")``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from services.plan_builder import dates
+from services.plan_builder.dates import DateRange
+from services.plan_builder.settings import PlanSettings
+from services.plan_builder.structural import check_fields, validate_resource
+from services.plan_builder.terminology import Terminology
+from services.plan_builder.types import JSON, Tri
+
+if TYPE_CHECKING:
+    from services.plan_builder.facts.conditions import ConditionRead, Fracture
+    from services.plan_builder.facts.observations import Obs
+    from services.plan_builder.facts.patient_facts import PatientFacts
+
+NO_DETAIL: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Missing:
+    """A fact the record does not settle, and which facts it leaves undecided."""
+
+    fact: str
+    text: str
+    affects: tuple[str, ...]
+    fires_missing_facts: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class FactValue:
+    """What a reader returns: the value the PlanDefinitions read (None: FHIRPath's empty)."""
+
+    value: Any
+    evidence: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    missing: tuple[Missing, ...] = ()
+    detail: Mapping[str, Any] = field(
+        default_factory=lambda: NO_DETAIL
+    )  # what descriptions and other readers need besides it
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationRead:
+    """An Observation a fact reads: the question's ValueSet, and the answers' (None: a length in mm)."""
+
+    label: str  # what a site must map, in words
+    question: str
+    answers: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FactSpec:
+    """One fact of the vocabulary the PlanDefinitions read as %facts.<name>."""
+
+    name: str
+    type: str  # "boolean", "boolean-or-unknown", "code", "integer"
+    description: str  # what it means, in the contract's words
+    reads: tuple[str, ...]  # the ValueSets it reads (concepts, never codes)
+    reader: Callable[[Record], FactValue]
+    describe: Callable[[PatientFacts], str]  # this patient's value, for reasons and explanations
+    observation: ObservationRead | None = None
+    without_oi: Any = None  # its value for a patient with no OI Condition (nothing else is read)
+
+
+def dedupe(refs: Iterable[str | None]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(r for r in refs if r))
+
+
+def resource_ref(resource: JSON) -> str | None:
+    rid = resource.get("id")
+    return f"{resource['resourceType']}/{rid}" if rid else None
+
+
+def tri_and(*values: Tri) -> Tri:
+    if any(v is False for v in values):
+        return False
+    if all(v is True for v in values):
+        return True
+    return None
+
+
+def tri_any(values: Iterable[Tri]) -> Tri:
+    result: Tri = False
+    for v in values:
+        if v is True:
+            return True
+        if v is None:
+            result = None
+    return result
+
+
+@dataclass
+class Record:
+    """One patient's resources as read once (validated as read when asked), and the facts so far."""
+
+    at: date
+    settings: PlanSettings
+    terminology: Terminology
+    validate: bool
+    specs: Mapping[str, FactSpec]
+    patient: JSON
+    patient_ref: str | None
+    birth: DateRange | None = None
+    age_low: int | None = None
+    age_high: int | None = None
+    by_type: dict[str, list[JSON]] = field(default_factory=dict)
+    conditions: list[ConditionRead] = field(default_factory=list)
+    fractures: list[Fracture] = field(default_factory=list)
+    observations: dict[str, list[Obs]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # found while reading resources
+    _facts: dict[str, FactValue] = field(default_factory=dict)
+
+    def fact(self, name: str) -> FactValue:
+        """A fact's value, read once."""
+        found = self._facts.get(name)
+        if found is None:
+            found = self._facts[name] = self.specs[name].reader(self)
+        return found
+
+    def peek(self, resource: JSON, *fields: str) -> None:
+        """Validate the fields that decide whether a resource matters (lazy validation)."""
+        if self.validate:
+            check_fields(resource, *fields)
+
+    def check(self, resource: JSON) -> None:
+        """Validate a resource the rules are about to read in full."""
+        if self.validate:
+            validate_resource(resource)
+
+    def dated(
+        self, ref: str | None, label: str, text: str | None, parse: Any, notes: list[str] | None = None
+    ) -> DateRange | None:
+        """Parse a date; one after the evaluation date is a data error (ignored, noted)."""
+        if not text:
+            return None
+        value: DateRange = parse(text)
+        if value.start > self.at:
+            (self.notes if notes is None else notes).append(
+                f"{ref or 'a resource'}: {label} {text} is after the evaluation date; ignored"
+            )
+            return None
+        if value.end > self.at:
+            value = DateRange(value.start, self.at)
+        return value
+
+    def below(self, threshold: int) -> Tri:
+        return dates.below(self.age_low, self.age_high, threshold)
