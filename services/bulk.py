@@ -18,7 +18,7 @@ from typing import IO
 
 from services.plan_builder.batch import Outcome, Summary, orphan_outcome, plan_group
 from services.plan_builder.bundle import PatientGroup, normalize_patient_ref
-from services.plan_builder.errors import PlanInputError
+from services.plan_builder.errors import Msg, PlanInputError
 from services.plan_builder.planner import Planner
 from services.plan_builder.structural import READ_TYPES, validate_resource
 
@@ -53,16 +53,24 @@ def _index(folder: Path, db: sqlite3.Connection) -> list[PlanInputError]:
             try:
                 resource = json.loads(line)
             except (ValueError, RecursionError):
-                problems.append(PlanInputError(f"{where} is not JSON", path=where, code="structure"))
+                problems.append(
+                    PlanInputError(f"{where} is not JSON", msg=Msg.NOT_JSON, path=where, code="structure")
+                )
                 continue
             if not isinstance(resource, dict):
-                problems.append(PlanInputError(f"{where} is not a JSON object", path=where, code="structure"))
+                problems.append(
+                    PlanInputError(
+                        f"{where} is not a JSON object", msg=Msg.NOT_AN_OBJECT, path=where, code="structure"
+                    )
+                )
                 continue
             rtype = resource.get("resourceType")
             if rtype == "Patient":
                 rid = resource.get("id")
                 if not isinstance(rid, str):
-                    problems.append(PlanInputError(f"{where}: Patient has no id", path=where))
+                    problems.append(
+                        PlanInputError(f"{where}: Patient has no id", msg=Msg.PATIENT_WITHOUT_ID, path=where)
+                    )
                     continue
                 seq += 1
                 db.execute("INSERT OR IGNORE INTO patient VALUES (?, ?, ?)", (f"Patient/{rid}", seq, line))
@@ -86,6 +94,7 @@ def _index(folder: Path, db: sqlite3.Connection) -> list[PlanInputError]:
         problems.append(
             PlanInputError(
                 f"{where} refers to {target}, which is not a Patient in the export",
+                msg=Msg.NOT_THE_PATIENTS,
                 path=where,
                 code="not-found",
             )

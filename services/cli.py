@@ -8,16 +8,15 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import IO
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ValidationError
 
 from services.cds_hooks.config import Settings
 from services.plan_builder.batch import Summary, plan_bundle
-from services.plan_builder.errors import PlanInputError, operation_outcome
+from services.plan_builder.errors import PlanError, PlanInputError, operation_outcome
 
 
 def _date(text: str) -> date:
@@ -79,13 +78,24 @@ def _fail(message: str, err: IO[str], code: str = "invalid") -> int:
     return 2
 
 
+def _plan_failure(exc: PlanError, err: IO[str], context: str) -> int:
+    """The plan builder's errors on the command line, in one place: an OperationOutcome on
+    stderr (with the message code of an input error) and exit status 2."""
+    if isinstance(exc, PlanInputError):
+        issue = {**exc.to_issue(), "severity": "fatal"}
+    else:
+        issue = {"severity": "fatal", "code": "invalid", "diagnostics": f"{context}: {exc}"}
+    err.write(json.dumps(operation_outcome([issue]), indent=2) + "\n")
+    return 2
+
+
 def run_plan(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from services.plan_builder import Planner, load_knowledge
 
     settings = _settings_or_fail(err)
     if settings is None:
         return 2
-    at = args.at or datetime.now(ZoneInfo(settings.timezone)).date()
+    at = args.at or settings.today()
     if args.ndjson_dir is not None:
         return _run_bulk(args, settings, at, err)
     if args.file is None:
@@ -106,7 +116,7 @@ def run_plan(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     try:
         outcomes = plan_bundle(doc, planner, at, strict=args.strict)
     except PlanInputError as exc:
-        return _fail(exc.describe(), err, exc.code)
+        return _plan_failure(exc, err, "the input cannot be planned")
     # Output is written as it is produced: CarePlans are never all held in memory.
     out.write('{"resourceType": "Bundle", "type": "collection", "entry": [')
     written = 0
@@ -176,7 +186,7 @@ def run_serve(args: argparse.Namespace, err: IO[str]) -> int:
         # checked here so that a broken artifact or site map is one clear line, not a traceback
         load_knowledge(settings.knowledge_dir, site_dir=settings.site_dir)
     except KnowledgeError as exc:
-        return _fail(f"the service cannot start on this knowledge or site directory: {exc}", err, "invalid")
+        return _plan_failure(exc, err, "the service cannot start on this knowledge or site directory")
     uvicorn.run(
         "services.cds_hooks.main:create_app",
         factory=True,
@@ -232,7 +242,7 @@ def run_check_site(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     try:
         knowledge = load_knowledge(site_dir=args.dir)
     except KnowledgeError as exc:
-        return _fail(f"site directory not usable: {exc}", err, "invalid")
+        return _plan_failure(exc, err, "site directory not usable")
     site, term = knowledge.site, knowledge.terminology
     value_sets = {str(v["id"]): str(v.get("title", v["id"])) for v in knowledge.by_type("ValueSet")}
     out.write(f"{args.dir}: {len(site.maps)} ConceptMap(s), {len(site.translations)} local code(s) mapped\n")

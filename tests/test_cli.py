@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 
+from services.plan_builder.errors import Msg
 from services.plan_builder.knowledge import default_profiles_dir
 from tests.fhir_builders import bundle, condition, patient
 
@@ -54,15 +55,17 @@ def test_reads_standard_input() -> None:
 
 
 @pytest.mark.parametrize(
-    ("content", "words"),
+    ("content", "words", "msg"),
     [
-        ("{not json", "is not JSON"),
-        ('{"resourceType": "Patient", "id": "x"}', "expected a FHIR Bundle"),
-        ('{"resourceType": "Bundle", "type": "message"}', "Bundle.type"),
-        ("", "is not JSON"),
+        ("{not json", "is not JSON", None),
+        ('{"resourceType": "Patient", "id": "x"}', "expected a FHIR Bundle", Msg.NOT_A_BUNDLE),
+        ('{"resourceType": "Bundle", "type": "message"}', "Bundle.type", Msg.BUNDLE_TYPE),
+        ("", "is not JSON", None),
     ],
 )
-def test_unusable_file_exits_2_with_an_operation_outcome(tmp_path: Path, content: str, words: str) -> None:
+def test_unusable_file_exits_2_with_an_operation_outcome(
+    tmp_path: Path, content: str, words: str, msg: Msg | None
+) -> None:
     path = tmp_path / "in.json"
     path.write_text(content)
     run = oi_cds("plan", "--at", "2026-06-01", str(path))
@@ -70,7 +73,10 @@ def test_unusable_file_exits_2_with_an_operation_outcome(tmp_path: Path, content
     assert run.stdout == ""
     outcome: dict[str, Any] = json.loads(run.stderr)
     assert outcome["resourceType"] == "OperationOutcome"
-    assert words in outcome["issue"][0]["diagnostics"]
+    (issue,) = outcome["issue"]
+    assert words in issue["diagnostics"]
+    if msg is not None:  # the plan builder's input errors carry its stable message code
+        assert [c["code"] for c in issue["details"]["coding"]] == [msg.value]
 
 
 def test_missing_file_and_bad_date(tmp_path: Path) -> None:

@@ -16,9 +16,10 @@ import pytest
 from services.cds_hooks.cards import patient_view_cards
 from services.cds_hooks.prefetch import prefetch_keys
 from services.plan_builder import Planner, load_knowledge
+from services.plan_builder.canonical import RECOMMENDATION_SYSTEM
 from services.plan_builder.errors import KnowledgeError
 from services.plan_builder.facts import VOCABULARY, FactSpec
-from services.plan_builder.knowledge import RECOMMENDATION_SYSTEM, default_profiles_dir
+from services.plan_builder.knowledge import default_profiles_dir
 from services.plan_builder.site import unavailable
 from services.plan_builder.strict import validate_strict
 from tests.cds_hooks.cds_rules import assert_conformant_response

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from fastapi import Request
 
-from services.cds_hooks.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from services.cds_hooks.errors import BadRequest, Msg, PayloadTooLarge, UnsupportedMediaType
 
 JSON_TYPES = ("application/json", "application/fhir+json")
 
@@ -29,10 +29,12 @@ async def read_json(request: Request, max_bytes: int) -> Any:
     try:
         return orjson.loads(b"".join(chunks))
     except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"request body is not valid JSON ({exc.args[0].split(':')[0]})") from exc
+        raise BadRequest(
+            f"request body is not valid JSON ({exc.args[0].split(':')[0]})", msg=Msg.INVALID_JSON
+        ) from exc
 
 
 def json_object(body: Any, what: str) -> dict[str, Any]:
     if not isinstance(body, dict):
-        raise BadRequest(f"{what} must be a JSON object")
+        raise BadRequest(f"{what} must be a JSON object", msg=Msg.NOT_AN_OBJECT)
     return body

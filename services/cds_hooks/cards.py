@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from services.cds_hooks import card_ids
+from services.plan_builder.canonical import RECOMMENDATION_SYSTEM
 from services.plan_builder.careplan import plan_on_file
 from services.plan_builder.engine import Alternative
-from services.plan_builder.knowledge import RECOMMENDATION_SYSTEM
 from services.plan_builder.orders import OrderFinding
 from services.plan_builder.proposals import proposal, proposed_text
 from services.plan_builder.results import PlanResult, Recommendation

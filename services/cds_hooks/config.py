@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -146,6 +147,11 @@ class Settings(BaseSettings):
                 "from configuration, never from the request's Host header"
             )
         return None
+
+    def today(self) -> date:
+        """The evaluation date: today in the configured time zone. The service's one clock for
+        planning (hooks, $apply without evaluationDate, the CLI, the demo data's shift)."""
+        return datetime.now(ZoneInfo(self.timezone)).date()
 
     @property
     def auth_required(self) -> bool:

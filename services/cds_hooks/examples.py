@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from services.plan_builder.canonical import RECOMMENDATION_SYSTEM
 from services.plan_builder.knowledge import default_profiles_dir
 
 
@@ -76,7 +77,7 @@ RESPONSE_EXAMPLE = {
             "source": {
                 "label": "OI management summary (project source text): Mild disease; Orthopedic Management 2",
                 "topic": {
-                    "system": "https://oi-cds.example.org/CodeSystem/oi-recommendation",
+                    "system": RECOMMENDATION_SYSTEM,
                     "code": "fracture-care",
                 },
             },

@@ -11,17 +11,22 @@ import httpx
 import orjson
 
 from services.cds_hooks import metrics
+from services.cds_hooks.errors import PreconditionFailed
 from services.plan_builder.types import JSON
 
 
-class FhirFetchError(Exception):
-    """The FHIR server could not give the data. The message (no PHI, no token) is for the log
-    and the operator; callers get a generic answer, so that a 412 never tells which ports or
-    servers answer (``reason`` is the metric label)."""
+class FhirFetchError(PreconditionFailed):
+    """The FHIR server could not give the data: a 412 of the HTTP face's family if it escapes.
+    The detail (no PHI, no token) is for the log and the operator; the answer is generic, so
+    that a 412 never tells which ports or servers answer (``reason`` is the metric label)."""
 
-    def __init__(self, message: str, reason: str = "error") -> None:
-        super().__init__(message)
+    def __init__(self, detail: str, reason: str = "error") -> None:
+        super().__init__("required FHIR data could not be obtained from the FHIR server")
+        self.detail = detail
         self.reason = reason
+
+    def __str__(self) -> str:
+        return self.detail  # for the operator's log; the response says only `diagnostics`
 
 
 class FhirRefused(FhirFetchError):

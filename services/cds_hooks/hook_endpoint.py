@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.cds_hooks.deps import Services, require_jwt
-from services.cds_hooks.errors import CdsError, outcome_response
+from services.cds_hooks.errors import error_response
 from services.cds_hooks.routers.services import call_service
 
 log = logging.getLogger("oi_cds")
@@ -34,9 +34,6 @@ class HookEndpoint:
             response = await call_service(
                 service_id, request, Services(state.settings, state.env, state.registry)
             )
-        except CdsError as exc:
-            response = outcome_response(exc.status, exc.diagnostics, exc.code, exc.headers)
-        except Exception as exc:  # the same last resort as errors._unexpected
-            log.error("unhandled error: %s", type(exc).__name__, exc_info=exc)
-            response = outcome_response(500, "internal error; the request was not processed")
+        except Exception as exc:  # mapped as errors.install maps them, by the same function
+            response = error_response(scope, exc)
         await response(scope, receive, send)

@@ -22,25 +22,23 @@ import asyncio
 import logging
 import time
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.cds_hooks import metrics
+from services.cds_hooks.errors import Msg
+from services.plan_builder.errors import message_details
 
 log = logging.getLogger("oi_cds.request")
 
 
-def _outcome(code: str, diagnostics: str) -> bytes:
-    return (
-        b'{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"'
-        + code.encode()
-        + b'","diagnostics":"'
-        + diagnostics.encode()
-        + b'"}]}'
-    )
+def _outcome(code: str, diagnostics: str, msg: Msg) -> bytes:
+    issue = {"severity": "error", "code": code, "details": message_details(msg), "diagnostics": diagnostics}
+    return orjson.dumps({"resourceType": "OperationOutcome", "issue": [issue]})
 
 
-_SHED = _outcome("transient", "too many hook calls in progress; retry shortly")
-_SLOW = _outcome("timeout", "the request body did not arrive in time")
+_SHED = _outcome("transient", "too many hook calls in progress; retry shortly", Msg.BUSY)
+_SLOW = _outcome("timeout", "the request body did not arrive in time", Msg.SLOW_BODY)
 _TICK_S = 0.02
 
 
@@ -159,7 +157,7 @@ class HookAdmission:
             return
         if too_big:
             message = f"request body over the limit of {self.max_body_bytes} bytes"
-            await self._answer(scope, send, 413, _outcome("too-long", message))
+            await self._answer(scope, send, 413, _outcome("too-long", message, Msg.TOO_LARGE))
             return
         if self.in_flight >= self.limit or self.lag.now() > self.max_loop_lag_s:
             await self._shed(scope, send)

@@ -87,6 +87,9 @@ class RequestLog:
                 "status": status,
                 "duration_ms": round(elapsed * 1000, 2),
             }
+            msg = scope["state"].get("msg")
+            if msg:
+                fields["msg"] = msg  # the error's stable message code
             hook_instance = scope["state"].get("hook_instance")
             if hook_instance:
                 fields["hook_instance"] = hook_instance

@@ -6,9 +6,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 from fastapi import Depends, FastAPI
@@ -142,7 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (services.router, feedback.router, admin.router, fhir.router):
         app.include_router(router, dependencies=protected)
     if settings.demo:
-        app.state.demo = DemoStore(datetime.now(ZoneInfo(settings.timezone)).date())
+        app.state.demo = DemoStore(settings.today())
         app.include_router(demo_fhir.router)
         app.include_router(tryit.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

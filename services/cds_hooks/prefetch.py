@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from services.cds_hooks import metrics
-from services.cds_hooks.errors import BadRequest, PayloadTooLarge, PreconditionFailed
+from services.cds_hooks.errors import BadRequest, Msg, PayloadTooLarge, PreconditionFailed
 from services.cds_hooks.fhir_client import (
     FhirClient,
     FhirFetchError,
@@ -169,17 +169,21 @@ def _from_prefetch(spec: PrefetchKey, value: Any, max_entries: int) -> list[JSON
     if value is None:
         return []
     if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
-        raise BadRequest(f"prefetch key '{spec.key}' is not a FHIR resource")
+        raise BadRequest(f"prefetch key '{spec.key}' is not a FHIR resource", msg=Msg.INVALID_PREFETCH)
     rtype = value["resourceType"]
     if rtype == "OperationOutcome":
         return None
     if spec.is_read:
         if rtype != spec.resource_type:
-            raise BadRequest(f"prefetch key '{spec.key}' holds a {rtype}, expected {spec.resource_type}")
+            raise BadRequest(
+                f"prefetch key '{spec.key}' holds a {rtype}, expected {spec.resource_type}",
+                msg=Msg.INVALID_PREFETCH,
+            )
         return [value]
     if rtype != "Bundle":
         raise BadRequest(
-            f"prefetch key '{spec.key}' holds a {rtype}, expected a Bundle of {spec.resource_type}"
+            f"prefetch key '{spec.key}' holds a {rtype}, expected a Bundle of {spec.resource_type}",
+            msg=Msg.INVALID_PREFETCH,
         )
     entries = value.get("entry")
     if isinstance(entries, list) and len(entries) > max_entries:
@@ -252,7 +256,9 @@ async def gather(
         raise PreconditionFailed("the patient could not be obtained (prefetch 'patient' is null)")
     patient = patients[0]
     if patient.get("id") not in (None, request.context["patientId"]):
-        raise BadRequest("prefetch 'patient' is not the patient named by context.patientId")
+        raise BadRequest(
+            "prefetch 'patient' is not the patient named by context.patientId", msg=Msg.OTHER_PATIENT
+        )
     pid = str(request.context["patientId"])
     everything = [
         r

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.plan_builder.errors import PlanInputError
+from services.plan_builder.errors import Msg, PlanInputError
 from services.plan_builder.structural import READ_TYPES, SHARED_TYPES, validate_resource
 from services.plan_builder.types import JSON
 
@@ -53,11 +53,12 @@ def normalize_patient_ref(reference: str) -> str:
 def split_bundle(doc: Any, validate: Callable[[JSON, str], JSON] = validate_resource) -> SplitBundle:
     if not isinstance(doc, dict) or doc.get("resourceType") != "Bundle":
         found = doc.get("resourceType") if isinstance(doc, dict) else type(doc).__name__
-        raise PlanInputError(f"expected a FHIR Bundle, got {found!r}", code="structure")
+        raise PlanInputError(f"expected a FHIR Bundle, got {found!r}", msg=Msg.NOT_A_BUNDLE, code="structure")
     btype = doc.get("type")
     if btype is not None and btype not in BUNDLE_TYPES:
         raise PlanInputError(
             f"Bundle.type {btype!r} is not one of {', '.join(sorted(BUNDLE_TYPES))}",
+            msg=Msg.BUNDLE_TYPE,
             resource_type="Bundle",
             path="Bundle.type",
             code="not-supported",
@@ -65,7 +66,11 @@ def split_bundle(doc: Any, validate: Callable[[JSON, str], JSON] = validate_reso
     entries = doc.get("entry", [])
     if not isinstance(entries, list):
         raise PlanInputError(
-            "Bundle.entry must be an array", resource_type="Bundle", path="Bundle.entry", code="structure"
+            "Bundle.entry must be an array",
+            msg=Msg.BUNDLE_ENTRY,
+            resource_type="Bundle",
+            path="Bundle.entry",
+            code="structure",
         )
 
     groups: list[PatientGroup] = []
@@ -77,7 +82,11 @@ def split_bundle(doc: Any, validate: Callable[[JSON, str], JSON] = validate_reso
         where = f"Bundle.entry[{i}]"
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(resource, dict):
-            orphans.append(PlanInputError(f"{where} has no resource object", path=where, code="structure"))
+            orphans.append(
+                PlanInputError(
+                    f"{where} has no resource object", msg=Msg.BUNDLE_ENTRY, path=where, code="structure"
+                )
+            )
             continue
         full_url = entry.get("fullUrl") if isinstance(entry.get("fullUrl"), str) else None
         if resource.get("resourceType") in SHARED_TYPES:
@@ -98,6 +107,7 @@ def split_bundle(doc: Any, validate: Callable[[JSON, str], JSON] = validate_reso
             group.problems.append(
                 PlanInputError(
                     "Patient has neither id nor fullUrl: nothing can refer to it",
+                    msg=Msg.PATIENT_WITHOUT_ID,
                     resource_type="Patient",
                     path=where,
                 )
@@ -106,7 +116,10 @@ def split_bundle(doc: Any, validate: Callable[[JSON, str], JSON] = validate_reso
             if alias in by_ref and by_ref[alias] is not group:
                 group.problems.append(
                     PlanInputError(
-                        f"duplicate Patient {alias} in the Bundle", resource_type="Patient", path=where
+                        f"duplicate Patient {alias} in the Bundle",
+                        msg=Msg.DUPLICATE_PATIENT,
+                        resource_type="Patient",
+                        path=where,
                     )
                 )
             by_ref[alias] = group
@@ -129,6 +142,7 @@ def split_bundle(doc: Any, validate: Callable[[JSON, str], JSON] = validate_reso
             orphans.append(
                 PlanInputError(
                     f"{label} refers to {target}, which is not a Patient in this Bundle",
+                    msg=Msg.NOT_THE_PATIENTS,
                     path=f"{where}.resource.subject",
                     code="not-found",
                 )

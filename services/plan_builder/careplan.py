@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import date
 
-from services.plan_builder.knowledge import CAREPLAN_PROFILE, MANAGEMENT_PLAN, RECOMMENDATION_SYSTEM
+from services.plan_builder.canonical import CAREPLAN_PROFILE, MANAGEMENT_PLAN, RECOMMENDATION_SYSTEM
 from services.plan_builder.results import PlanOnFile, PlanResult, Recommendation
 from services.plan_builder.types import JSON
 

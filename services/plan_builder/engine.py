@@ -17,8 +17,8 @@ from typing import Any
 
 import fhirpathpy
 
+from services.plan_builder.canonical import EXT
 from services.plan_builder.errors import KnowledgeError
-from services.plan_builder.terminology import EXT
 from services.plan_builder.types import JSON, Tri
 
 FHIRPATH = "text/fhirpath"

@@ -6,17 +6,18 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.plan_builder.canonical import (
+    BASE,
+    MANAGEMENT_PLAN,
+    ORDER_PLAN,
+    RECOMMENDATION_SYSTEM,
+)
 from services.plan_builder.engine import CompiledPlan, compile_plan
 from services.plan_builder.errors import KnowledgeError
 from services.plan_builder.facts import ORDER_FACT_NAMES, VOCABULARY, Vocabulary
 from services.plan_builder.site import NO_SITE, Site, load_site
-from services.plan_builder.terminology import BASE, Terminology
+from services.plan_builder.terminology import Terminology
 from services.plan_builder.types import JSON
-
-RECOMMENDATION_SYSTEM = BASE + "/CodeSystem/oi-recommendation"
-MANAGEMENT_PLAN = BASE + "/PlanDefinition/oi-management"
-ORDER_PLAN = BASE + "/PlanDefinition/oi-order-checks"
-CAREPLAN_PROFILE = BASE + "/StructureDefinition/oi-careplan"
 
 
 def default_profiles_dir() -> Path:

@@ -26,8 +26,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.plan_builder.canonical import BASE, EXT
 from services.plan_builder.errors import KnowledgeError
-from services.plan_builder.terminology import BASE, EXT, Terminology, Translation, normalize_text
+from services.plan_builder.terminology import Terminology, Translation, normalize_text
 from services.plan_builder.types import JSON
 
 ANSWER_TEXT = BASE + "/CodeSystem/answer-text"

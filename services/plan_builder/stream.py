@@ -10,7 +10,7 @@ from datetime import date
 
 from services.plan_builder.batch import Outcome, orphan_outcome, plan_group
 from services.plan_builder.bundle import PatientGroup, normalize_patient_ref
-from services.plan_builder.errors import PlanInputError
+from services.plan_builder.errors import Msg, PlanInputError
 from services.plan_builder.planner import Planner
 from services.plan_builder.structural import READ_TYPES, validate_resource
 from services.plan_builder.types import JSON
@@ -43,15 +43,21 @@ class PatientStream:
         except RecursionError:
             # nested deeper than any FHIR resource: that line's error, the stream goes on
             yield from self._problem(
-                PlanInputError(f"{where} is nested too deeply", path=where, code="structure")
+                PlanInputError(
+                    f"{where} is nested too deeply", msg=Msg.NESTED_TOO_DEEPLY, path=where, code="structure"
+                )
             )
             return
         except ValueError:
-            yield from self._problem(PlanInputError(f"{where} is not JSON", path=where, code="structure"))
+            yield from self._problem(
+                PlanInputError(f"{where} is not JSON", msg=Msg.NOT_JSON, path=where, code="structure")
+            )
             return
         if not isinstance(resource, dict):
             yield from self._problem(
-                PlanInputError(f"{where} is not a JSON object", path=where, code="structure")
+                PlanInputError(
+                    f"{where} is not a JSON object", msg=Msg.NOT_AN_OBJECT, path=where, code="structure"
+                )
             )
             return
         if resource.get("resourceType") == "Patient":
@@ -64,7 +70,9 @@ class PatientStream:
                 self.current.problems.append(exc)
             if rid is None:
                 self.current.problems.append(
-                    PlanInputError("Patient has no id", resource_type="Patient", path=where)
+                    PlanInputError(
+                        "Patient has no id", msg=Msg.PATIENT_WITHOUT_ID, resource_type="Patient", path=where
+                    )
                 )
             return
         if resource.get("resourceType") not in READ_TYPES:
@@ -79,7 +87,10 @@ class PatientStream:
             label = f"{resource.get('resourceType')} on {where}"
             yield orphan_outcome(
                 PlanInputError(
-                    f"{label} does not refer to the Patient it follows", path=where, code="not-found"
+                    f"{label} does not refer to the Patient it follows",
+                    msg=Msg.NOT_THE_PATIENTS,
+                    path=where,
+                    code="not-found",
                 )
             )
             return

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from services.plan_builder.errors import PlanInputError
+from services.plan_builder.errors import Msg, PlanInputError, first_problem
 from services.plan_builder.structural import validate_resource
 from services.plan_builder.types import JSON
 
@@ -55,15 +55,18 @@ def validate_strict(resource: JSON, where: str = "resource") -> JSON:
         model = _model(rtype)
     except (KeyError, ValueError) as exc:
         raise PlanInputError(
-            f"unknown FHIR resource type {rtype!r}", resource_type=rtype, path=where
+            f"unknown FHIR resource type {rtype!r}",
+            msg=Msg.UNKNOWN_RESOURCE_TYPE,
+            resource_type=rtype,
+            path=where,
         ) from exc
     try:
         model.model_validate(strip_cross_version_extensions(resource))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        path = ".".join(str(p) for p in first.get("loc", ()))
+        path, what = first_problem(exc.errors())
         raise PlanInputError(
-            f"fails FHIR R4 validation: {first.get('msg')} ({exc.error_count()} problem(s))",
+            f"fails FHIR R4 validation: {what} ({exc.error_count()} problem(s))",
+            msg=Msg.NOT_VALID_R4,
             resource_type=rtype,
             resource_id=resource.get("id"),
             path=f"{rtype}.{path}" if path else rtype,

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from services.plan_builder import dates
-from services.plan_builder.errors import PlanInputError
+from services.plan_builder.errors import Msg, PlanInputError
 from services.plan_builder.types import JSON
 
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -224,25 +224,37 @@ def check_fields(resource: JSON, *fields: str) -> None:
             problem = schema[field](resource[field])
             if problem:
                 raise PlanInputError(
-                    problem, resource_type=rtype, resource_id=resource.get("id"), path=f"{rtype}.{field}"
+                    problem,
+                    msg=Msg.INVALID_FIELD,
+                    resource_type=rtype,
+                    resource_id=resource.get("id"),
+                    path=f"{rtype}.{field}",
                 )
 
 
 def validate_resource(resource: Any, where: str = "resource") -> JSON:
     """Check one resource; return it, or raise PlanInputError naming the resource and field."""
     if not isinstance(resource, dict):
-        raise PlanInputError(f"{where} is not a JSON object", code="structure")
+        raise PlanInputError(f"{where} is not a JSON object", msg=Msg.NOT_AN_OBJECT, code="structure")
     rtype = resource.get("resourceType")
     if not isinstance(rtype, str) or not rtype:
-        raise PlanInputError(f"{where} has no resourceType", code="structure")
+        raise PlanInputError(f"{where} has no resourceType", msg=Msg.NO_RESOURCE_TYPE, code="structure")
     rid = resource.get("id")
     if rid is not None and (not isinstance(rid, str) or not _ID.fullmatch(rid)):
-        raise PlanInputError("is not a valid FHIR id", resource_type=rtype, path=f"{rtype}.id")
+        raise PlanInputError(
+            "is not a valid FHIR id", msg=Msg.INVALID_ID, resource_type=rtype, path=f"{rtype}.id"
+        )
     for field, check in SCHEMAS.get(rtype, {}).items():
         if field in resource:
             problem = check(resource[field])
             if problem:
-                raise PlanInputError(problem, resource_type=rtype, resource_id=rid, path=f"{rtype}.{field}")
+                raise PlanInputError(
+                    problem,
+                    msg=Msg.INVALID_FIELD,
+                    resource_type=rtype,
+                    resource_id=rid,
+                    path=f"{rtype}.{field}",
+                )
     contained = resource.get("contained")
     for i, item in enumerate(contained if isinstance(contained, list) else ()):
         if isinstance(item, dict) and item.get("resourceType") in SCHEMAS:

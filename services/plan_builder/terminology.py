@@ -14,10 +14,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.plan_builder.canonical import EXT
 from services.plan_builder.types import JSON
 
-BASE = "https://oi-cds.example.org"
-EXT = BASE + "/StructureDefinition/"
 EXT_MATCH_NAME = EXT + "valueset-match-name"
 EXT_MATCH_PREFIX = EXT + "valueset-match-ingredient-prefix"
 EXT_EXCLUDE_NAME = EXT + "valueset-exclude-name"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import date
 
-from services.cds_hooks.errors import BadRequest
 from services.cds_hooks.models import HookRequest
 from services.cds_hooks.prefetch import PatientData, gather
 from services.cds_hooks.service import HookEnv
-from services.plan_builder import PlanInputError, PlanResult
+from services.plan_builder import PlanResult
+from services.plan_builder.errors import reading
 
 
 async def plan_for(
@@ -20,10 +20,8 @@ async def plan_for(
     if data.without_oi:
         # almost every chart open: a patient without OI is answered without reading the rest
         return data, env.planner.without_oi(at, ref)
-    try:
+    with reading("patient data is not usable FHIR"):
         result = env.planner.plan(
             data.patient, data.resources, at, patient_ref=ref, validate=True, careplan=careplan
         )
-    except PlanInputError as exc:
-        raise BadRequest(f"patient data is not usable FHIR: {exc.describe()}") from exc
     return data, result

@@ -6,11 +6,11 @@ from collections.abc import Iterable
 from datetime import date
 
 from services.cds_hooks.cards import order_cards
-from services.cds_hooks.errors import BadRequest, PayloadTooLarge
+from services.cds_hooks.errors import BadRequest, Msg, PayloadTooLarge
 from services.cds_hooks.hooks.common import plan_for
 from services.cds_hooks.models import HookRequest
 from services.cds_hooks.service import HookEnv
-from services.plan_builder import PlanInputError
+from services.plan_builder.errors import reading
 from services.plan_builder.medications import index_medications
 from services.plan_builder.structural import validate_resource
 from services.plan_builder.types import JSON
@@ -19,19 +19,17 @@ from services.plan_builder.types import JSON
 def draft_orders(bundle: JSON, max_entries: int) -> list[JSON]:
     """Resources of context.draftOrders (no Bundle.type required)."""
     if bundle.get("resourceType") != "Bundle":
-        raise BadRequest("context.draftOrders must be a FHIR Bundle")
+        raise BadRequest("context.draftOrders must be a FHIR Bundle", msg=Msg.INVALID_DRAFT_ORDERS)
     entries = bundle.get("entry") or []
     if not isinstance(entries, list):
-        raise BadRequest("context.draftOrders.entry must be an array")
+        raise BadRequest("context.draftOrders.entry must be an array", msg=Msg.INVALID_DRAFT_ORDERS)
     if len(entries) > max_entries:
         raise PayloadTooLarge(f"context.draftOrders has more than {max_entries} entries")
     drafts = [e["resource"] for e in entries if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
     for i, draft in enumerate(drafts):
         # draft orders are read like the record: a mistyped field is the client's error
-        try:
+        with reading("draft order is not usable FHIR"):
             validate_resource(draft, f"context.draftOrders.entry[{i}].resource")
-        except PlanInputError as exc:
-            raise BadRequest(f"draft order is not usable FHIR: {exc.describe()}") from exc
     return drafts
 
 

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request, Response
 
 from services.cds_hooks.demo import SEARCHABLE, DemoStore
-from services.cds_hooks.errors import BadRequest, NotFound
+from services.cds_hooks.errors import BadRequest, Msg, NotFound
 from services.cds_hooks.routers.fhir import fhir
 from services.plan_builder.types import JSON
 
@@ -26,9 +26,9 @@ def _page(request: Request, resources: list[JSON]) -> Response:
         count = min(int(request.query_params.get("_count", "50")), MAX_COUNT)
         offset = int(request.query_params.get("_offset", "0"))
     except ValueError as exc:
-        raise BadRequest("_count and _offset must be integers") from exc
+        raise BadRequest("_count and _offset must be integers", msg=Msg.INVALID_QUERY) from exc
     if count < 1 or offset < 0:
-        raise BadRequest("_count must be positive and _offset not negative")
+        raise BadRequest("_count must be positive and _offset not negative", msg=Msg.INVALID_QUERY)
     chunk = resources[offset : offset + count]
     bundle: JSON = {
         "resourceType": "Bundle",
@@ -110,5 +110,5 @@ def _search(resource_type: str, request: Request, patient: str) -> Response:
         raise NotFound(f"the demo server searches {', '.join(SEARCHABLE)} and Patient")
     patient_id = patient.removeprefix("Patient/")
     if not patient_id:
-        raise BadRequest("search by patient: ?patient=<id>")
+        raise BadRequest("search by patient: ?patient=<id>", msg=Msg.INVALID_QUERY)
     return _page(request, _store(request).search(resource_type, patient_id))

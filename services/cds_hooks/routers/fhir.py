@@ -7,21 +7,23 @@ import asyncio
 import tempfile
 import zlib
 from collections.abc import AsyncIterator
-from datetime import date, datetime
+from datetime import date
+from enum import StrEnum
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import orjson
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from services.cds_hooks.body import JSON_TYPES, json_object, read_json
+from services.cds_hooks.config import Settings
 from services.cds_hooks.deps import KnowledgeDep, ServicesDep
-from services.cds_hooks.errors import BadRequest, CdsError, NotFound, UnsupportedMediaType
-from services.plan_builder import PlanInputError
+from services.cds_hooks.errors import BadRequest, CdsError, Msg, NotFound, UnsupportedMediaType
 from services.plan_builder.batch import plan_bundle, plan_group
 from services.plan_builder.bundle import split_bundle
-from services.plan_builder.errors import operation_outcome
+from services.plan_builder.canonical import MESSAGE_SYSTEM
+from services.plan_builder.errors import Msg as PlanMsg
+from services.plan_builder.errors import operation_outcome, reading
 from services.plan_builder.stream import PatientStream, ndjson_line
 from services.plan_builder.structural import validate_resource
 
@@ -128,11 +130,11 @@ def _parameters(body: dict[str, Any] | None) -> list[dict[str, Any]]:
     if found is None:
         return []
     if not isinstance(found, list) or not all(isinstance(p, dict) for p in found):
-        raise BadRequest("Parameters.parameter must be an array of objects")
+        raise BadRequest("Parameters.parameter must be an array of objects", msg=Msg.INVALID_APPLY)
     return found
 
 
-def _evaluation_date(request: Request, timezone: str, parameters: dict[str, Any] | None = None) -> date:
+def _evaluation_date(request: Request, settings: Settings, parameters: dict[str, Any] | None = None) -> date:
     text: Any = request.query_params.get("evaluationDate")
     for parameter in _parameters(parameters):
         if parameter.get("name") == "evaluationDate":
@@ -145,11 +147,24 @@ def _evaluation_date(request: Request, timezone: str, parameters: dict[str, Any]
                 raise ValueError(text)
             at = date.fromisoformat(text)
         except ValueError as exc:
-            raise BadRequest("evaluationDate must be a date (YYYY-MM-DD)") from exc
+            raise BadRequest(
+                "evaluationDate must be a date (YYYY-MM-DD)", msg=Msg.INVALID_EVALUATION_DATE
+            ) from exc
         if at < EARLIEST_EVALUATION:
-            raise BadRequest(f"evaluationDate must be on or after {EARLIEST_EVALUATION.isoformat()}")
+            raise BadRequest(
+                f"evaluationDate must be on or after {EARLIEST_EVALUATION.isoformat()}",
+                msg=Msg.INVALID_EVALUATION_DATE,
+            )
         return at
-    return datetime.now(ZoneInfo(timezone)).date()
+    return settings.today()
+
+
+def _plan_msg(issue: dict[str, Any]) -> StrEnum:
+    """The plan builder's message code of a per-patient outcome, else PLANNING_FAILED."""
+    for coding in (issue.get("details") or {}).get("coding") or ():
+        if coding.get("system") == MESSAGE_SYSTEM:
+            return PlanMsg(coding["code"])
+    return Msg.PLANNING_FAILED
 
 
 def _strict(request: Request) -> bool:
@@ -168,6 +183,7 @@ class ApplySlots:
         if self.in_use >= self.limit:
             raise CdsError(
                 f"{self.limit} $apply calls are in progress; retry shortly",
+                msg=Msg.BUSY,
                 status=503,
                 code="transient",
                 headers={"Retry-After": "5"},
@@ -192,7 +208,7 @@ async def apply(request: Request, deps: ServicesDep) -> Response:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type in NDJSON_TYPES:
         # the slot is held by the stream until its last line is sent
-        at = _evaluation_date(request, deps.settings.timezone)
+        at = _evaluation_date(request, deps.settings)
         slot = slots.__enter__()
         lines = _stream(
             request,
@@ -214,17 +230,14 @@ async def _apply_json(request: Request, deps: Any, content_type: str) -> Respons
     body = json_object(await read_json(request, deps.settings.max_body_bytes), "the $apply body")
     rtype = body.get("resourceType")
     if rtype == "Parameters":
-        at = _evaluation_date(request, deps.settings.timezone, body)
+        at = _evaluation_date(request, deps.settings, body)
         return await run_in_threadpool(_apply_parameters, body, at, strict, deps)
     if rtype == "Bundle":
-        at = _evaluation_date(request, deps.settings.timezone)
-        try:
-            outcomes = await run_in_threadpool(lambda: list(plan_bundle(body, planner, at, strict=strict)))
-        except PlanInputError as exc:
-            raise BadRequest(exc.describe()) from exc
+        at = _evaluation_date(request, deps.settings)
+        outcomes = await run_in_threadpool(lambda: list(plan_bundle(body, planner, at, strict=strict)))
         entries = [{"resource": o.resource} for o in outcomes]
         return fhir({"resourceType": "Bundle", "type": "collection", "entry": entries})
-    raise BadRequest(f"$apply takes a Parameters or a Bundle resource, not {rtype!r}")
+    raise BadRequest(f"$apply takes a Parameters or a Bundle resource, not {rtype!r}", msg=Msg.INVALID_APPLY)
 
 
 def _apply_parameters(body: dict[str, Any], at: date, strict: bool, deps: Any) -> Response:
@@ -233,30 +246,35 @@ def _apply_parameters(body: dict[str, Any], at: date, strict: bool, deps: Any) -
         if parameter.get("name") == "subject":
             reference = parameter.get("valueReference")
             if reference is not None and not isinstance(reference, dict):
-                raise BadRequest("parameter 'subject' valueReference must be a Reference object")
+                raise BadRequest(
+                    "parameter 'subject' valueReference must be a Reference object", msg=Msg.INVALID_APPLY
+                )
             subject = parameter.get("valueString") or (reference or {}).get("reference")
         elif parameter.get("name") == "data":
             data = parameter.get("resource")
     if not isinstance(subject, str) or not subject.startswith("Patient/"):
-        raise BadRequest("parameter 'subject' must be a Patient reference (Patient/<id>)")
+        raise BadRequest(
+            "parameter 'subject' must be a Patient reference (Patient/<id>)", msg=Msg.INVALID_APPLY
+        )
     if not isinstance(data, dict):
-        raise BadRequest("parameter 'data' must hold a Bundle with the patient's resources")
+        raise BadRequest(
+            "parameter 'data' must hold a Bundle with the patient's resources", msg=Msg.INVALID_APPLY
+        )
     validate = validate_resource
     if strict:
         from services.plan_builder.strict import validate_strict
 
         validate = validate_strict
-    try:
+    with reading("parameter 'data'"):
         split = split_bundle(data, validate)
-    except PlanInputError as exc:
-        raise BadRequest(f"parameter 'data': {exc.describe()}") from exc
     group = next((g for g in split.groups if g.ref == subject), None)
     if group is None:
-        raise BadRequest(f"parameter 'data' holds no {subject}")
+        raise BadRequest(f"parameter 'data' holds no {subject}", msg=Msg.INVALID_APPLY)
     outcome = plan_group(group, deps.env.planner, at, strict)
     if outcome.kind == "error":
         status = 422 if strict else 400
-        raise CdsError(outcome.resource["issue"][0]["diagnostics"], status=status, code="processing")
+        issue = outcome.resource["issue"][0]
+        raise CdsError(issue["diagnostics"], msg=_plan_msg(issue), status=status, code="processing")
     return fhir(outcome.resource)
 
 

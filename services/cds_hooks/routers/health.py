@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from services.cds_hooks import card_ids
 from services.cds_hooks.db import installation_secret, schema_current
 from services.cds_hooks.deps import KnowledgeDep, StoreDep
-from services.cds_hooks.errors import outcome_response
+from services.cds_hooks.errors import Msg, outcome_response
 from services.cds_hooks.routers.services import json_response
 
 router = APIRouter(tags=["health"])
@@ -31,10 +31,15 @@ async def readyz(knowledge: KnowledgeDep, store: StoreDep, request: Request) -> 
     try:
         migrated = await run_in_threadpool(_database_ready, store)
     except Exception as exc:
-        return outcome_response(503, f"database not reachable ({type(exc).__name__})", "transient")
+        return outcome_response(
+            503, f"database not reachable ({type(exc).__name__})", "transient", msg=Msg.NOT_READY
+        )
     if not migrated:
         return outcome_response(
-            503, "database schema is not at the newest migration: run `oi-cds migrate`", "transient"
+            503,
+            "database schema is not at the newest migration: run `oi-cds migrate`",
+            "transient",
+            msg=Msg.NOT_READY,
         )
     if getattr(request.app.state, "card_secret_pending", False):
         card_ids.configure(await run_in_threadpool(installation_secret, store.engine))

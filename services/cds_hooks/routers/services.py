@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import replace
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import orjson
 from fastapi import APIRouter, Request, Response
@@ -16,10 +14,11 @@ from services.cds_hooks import metrics
 from services.cds_hooks.body import json_object, read_json
 from services.cds_hooks.cards import could_not_run_card
 from services.cds_hooks.deps import RegistryDep, ServicesDep
-from services.cds_hooks.errors import BadRequest, NotFound, PreconditionFailed
+from services.cds_hooks.errors import BadRequest, Msg, NotFound, PreconditionFailed
 from services.cds_hooks.examples import HOOK_OPENAPI
 from services.cds_hooks.models import CdsResponse, Discovery, HookRequest
 from services.cds_hooks.service import ServiceDefinition
+from services.plan_builder.errors import first_problem
 
 router = APIRouter(tags=["CDS Hooks"])
 
@@ -29,9 +28,8 @@ def json_response(body: object, status: int = 200) -> Response:
 
 
 def first_error(exc: ValidationError, prefix: str) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(p) for p in error.get("loc", ()))
-    return f"{prefix}{'.' + where if where else ''}: {error.get('msg')}"
+    where, what = first_problem(exc.errors())
+    return f"{prefix}{'.' + where if where else ''}: {what}"
 
 
 @router.get("/cds-services", response_model=Discovery, summary="CDS Hooks discovery")
@@ -56,7 +54,7 @@ def demo_fhir_bases(request: Request, public_base_url: str | None) -> list[str]:
 def service_of(services: dict[str, ServiceDefinition], service_id: str) -> ServiceDefinition:
     service = services.get(service_id)
     if service is None:
-        raise NotFound(f"no CDS service {service_id!r}; see GET /cds-services")
+        raise NotFound(f"no CDS service {service_id!r}; see GET /cds-services", msg=Msg.UNKNOWN_SERVICE)
     return service
 
 
@@ -72,18 +70,19 @@ async def call_service(service_id: str, request: Request, deps: ServicesDep) -> 
     try:
         hook_request = HookRequest.model_validate(body)
     except ValidationError as exc:
-        raise BadRequest(first_error(exc, "invalid hook request")) from exc
+        raise BadRequest(first_error(exc, "invalid hook request"), msg=Msg.INVALID_HOOK_REQUEST) from exc
     # a client-chosen id, logged to tie our lines to the EHR's; cut to a sane length
     request.state.hook_instance = hook_request.hookInstance[:64]
     if hook_request.hook != service.hook:
         raise BadRequest(
-            f"service {service.id!r} answers the {service.hook!r} hook, not {hook_request.hook!r}"
+            f"service {service.id!r} answers the {service.hook!r} hook, not {hook_request.hook!r}",
+            msg=Msg.WRONG_HOOK,
         )
     try:
         context = service.context_model.model_validate(hook_request.context)
     except ValidationError as exc:
-        raise BadRequest(first_error(exc, "invalid context")) from exc
-    at = datetime.now(ZoneInfo(deps.settings.timezone)).date()
+        raise BadRequest(first_error(exc, "invalid context"), msg=Msg.INVALID_CONTEXT) from exc
+    at = deps.settings.today()
     env = deps.env
     if deps.settings.demo and hook_request.fhirServer:
         # the demo FHIR server is allow-listed under whatever host the service is reached by
@@ -104,7 +103,8 @@ async def call_service(service_id: str, request: Request, deps: ServicesDep) -> 
         except TimeoutError as exc:
             metrics.PRECONDITION_FAILED.labels("deadline").inc()
             raise PreconditionFailed(
-                f"required FHIR data could not be obtained within {deps.settings.hook_deadline_s:g} s"
+                f"required FHIR data could not be obtained within {deps.settings.hook_deadline_s:g} s",
+                msg=Msg.DEADLINE,
             ) from exc
         except PreconditionFailed:
             metrics.PRECONDITION_FAILED.labels("data-unavailable").inc()

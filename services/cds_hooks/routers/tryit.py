@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
@@ -58,7 +56,7 @@ async def facts(pid: str, request: Request, deps: ServicesDep) -> Response:
     if patient is None:
         raise NotFound(f"no demo patient {pid}")
     resources = [r for rtype in store.resources for r in store.search(rtype, pid)]
-    at = datetime.now(ZoneInfo(deps.settings.timezone)).date()
+    at = deps.settings.today()
     found = deps.env.planner.facts(patient, resources, at, f"Patient/{pid}")
     return json_response(
         {

@@ -8,11 +8,11 @@ ask for another fact by name (``record.fact("skeletallyImmature")``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from services.plan_builder import dates
 from services.plan_builder.dates import DateRange
@@ -39,17 +39,16 @@ class Missing:
     fires_missing_facts: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class FactValue:
-    """What a reader returns: the value the PlanDefinitions read (None: FHIRPath's empty)."""
+class FactValue(NamedTuple):
+    """What a reader returns: the value the PlanDefinitions read (None: FHIRPath's empty).
+
+    A NamedTuple, not a frozen dataclass: one per fact per patient on the hot path."""
 
     value: Any
     evidence: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     missing: tuple[Missing, ...] = ()
-    detail: Mapping[str, Any] = field(
-        default_factory=lambda: NO_DETAIL
-    )  # what descriptions and other readers need besides it
+    detail: Mapping[str, Any] = NO_DETAIL  # what descriptions and other readers need besides it
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +74,13 @@ class FactSpec:
     without_oi: Any = None  # its value for a patient with no OI Condition (nothing else is read)
 
 
-def dedupe(refs: Iterable[str | None]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(r for r in refs if r))
+def dedupe(refs: Sequence[str | None]) -> tuple[str, ...]:
+    """The references, each once, in order (None dropped). Few per fact: a list beats a dict."""
+    out: list[str] = []
+    for ref in refs:
+        if ref and ref not in out:
+            out.append(ref)
+    return tuple(out)
 
 
 def resource_ref(resource: JSON) -> str | None:
@@ -118,16 +122,17 @@ class Record:
     age_high: int | None = None
     by_type: dict[str, list[JSON]] = field(default_factory=dict)
     conditions: list[ConditionRead] = field(default_factory=list)
+    present: dict[str, list[ConditionRead]] = field(default_factory=dict)  # by ValueSet
     fractures: list[Fracture] = field(default_factory=list)
     observations: dict[str, list[Obs]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # found while reading resources
-    _facts: dict[str, FactValue] = field(default_factory=dict)
+    read: dict[str, FactValue] = field(default_factory=dict)  # the facts read so far, by name
 
     def fact(self, name: str) -> FactValue:
         """A fact's value, read once."""
-        found = self._facts.get(name)
+        found = self.read.get(name)
         if found is None:
-            found = self._facts[name] = self.specs[name].reader(self)
+            found = self.read[name] = self.specs[name].reader(self)
         return found
 
     def peek(self, resource: JSON, *fields: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from services.plan_builder import dates
 from services.plan_builder.dates import DateRange
@@ -34,8 +35,7 @@ class Fracture:
     present: bool
 
 
-@dataclass(frozen=True, slots=True)
-class ConditionRead:
+class ConditionRead(NamedTuple):
     """A Condition some ValueSet knows, not refuted or entered in error."""
 
     resource: JSON
@@ -109,14 +109,18 @@ def read_conditions(record: Record) -> None:
         clinical = status_codes(condition.get("clinicalStatus"), CLINICAL_SYSTEM, CLINICAL_CODES)
         present = not clinical or bool(clinical & PRESENT_CLINICAL)
         ref = resource_ref(condition)
-        record.conditions.append(ConditionRead(condition, ref, vsets, present, verification))
+        read = ConditionRead(condition, ref, vsets, present, verification)
+        record.conditions.append(read)
+        if present:
+            for vs in vsets:
+                record.present.setdefault(vs, []).append(read)
         if VS_LONG_BONE_FRACTURE in vsets:
             bone = next((term.titles[v] for v in bone_sets if v in vsets), "long bone")
             record.fractures.append(Fracture(ref, bone, _onset(condition, ref, record), present))
 
 
 def present(record: Record, value_set: str) -> list[ConditionRead]:
-    return [c for c in record.conditions if value_set in c.value_sets and c.present]
+    return record.present.get(value_set, [])
 
 
 def finding(value_set: str) -> Callable[[Record], FactValue]:
@@ -124,7 +128,7 @@ def finding(value_set: str) -> Callable[[Record], FactValue]:
 
     def read(record: Record) -> FactValue:
         found = present(record, value_set)
-        return FactValue(bool(found), dedupe(c.ref for c in found))
+        return FactValue(bool(found), dedupe([c.ref for c in found]))
 
     return read
 
@@ -139,7 +143,7 @@ def read_oi(record: Record) -> FactValue:
             if term.titles[vid] not in types:
                 types.append(term.titles[vid])
     return FactValue(
-        bool(found), dedupe(c.ref for c in found), detail={"conditions": found, "types": tuple(types)}
+        bool(found), dedupe([c.ref for c in found]), detail={"conditions": found, "types": tuple(types)}
     )
 
 
@@ -178,7 +182,9 @@ def read_severity(record: Record) -> FactValue:
         notes = (
             f"OI Conditions disagree on severity ({found}); the most severe ({_level(levels[top])}) is used",
         )
-    return FactValue(_level(levels[top]), dedupe(ref for _, ref in chosen), notes, detail={"source": source})
+    return FactValue(
+        _level(levels[top]), dedupe([ref for _, ref in chosen]), notes, detail={"source": source}
+    )
 
 
 def _level(vid: str) -> str:

@@ -6,13 +6,14 @@ set ids name concepts (``oi-condition``, ``long-bone-fracture``...), never codes
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from types import MappingProxyType
+from typing import Any
 
 from services.plan_builder import dates
-from services.plan_builder.errors import PlanInputError
-from services.plan_builder.facts.base import Record, resource_ref
+from services.plan_builder.errors import Msg, PlanInputError
+from services.plan_builder.facts.base import Missing, Record, resource_ref
 from services.plan_builder.facts.conditions import read_conditions
 from services.plan_builder.facts.observations import read_observations
 from services.plan_builder.facts.patient_facts import PatientFacts
@@ -46,6 +47,7 @@ def extract_facts(
         raise PlanInputError(
             "has a modifierExtension this service does not understand: it cannot be planned (FHIR: "
             "such a resource must not be processed)",
+            msg=Msg.MODIFIER_EXTENSION,
             resource_type="Patient",
             path="Patient.modifierExtension",
             code="not-supported",
@@ -60,18 +62,32 @@ def extract_facts(
     read_conditions(record)
     read_observations(record, (s.observation for s in vocabulary.specs.values() if s.observation))
 
-    found = {name: record.fact(name) for name in vocabulary.specs}
+    values: dict[str, Any] = {}
+    details: dict[str, Mapping[str, Any]] = {}
+    evidence: dict[str, tuple[str, ...]] = {}
+    missing: list[Missing] = []
     notes = list(record.notes)
-    for value in found.values():
-        notes.extend(value.notes)
+    for name, spec in vocabulary.specs.items():
+        found = record.read.get(name)  # read already when another fact asked for it
+        if found is None:
+            found = record.read[name] = spec.reader(record)
+        values[name] = found.value
+        if found.evidence:
+            evidence[name] = found.evidence
+        if found.detail:
+            details[name] = found.detail
+        if found.missing:
+            missing.extend(found.missing)
+        if found.notes:
+            notes.extend(found.notes)
     return PatientFacts(
         evaluated_on=at,
         patient_ref=record.patient_ref,
         specs=vocabulary.specs,
-        values=MappingProxyType({name: v.value for name, v in found.items()}),
-        details=MappingProxyType({name: v.detail for name, v in found.items() if v.detail}),
-        evidence=MappingProxyType({name: v.evidence for name, v in found.items() if v.evidence}),
-        missing=tuple(x for v in found.values() for x in v.missing),
+        values=MappingProxyType(values),
+        details=MappingProxyType(details),
+        evidence=MappingProxyType(evidence),
+        missing=tuple(missing),
         notes=tuple(notes),
         gender=patient.get("gender"),
         birth_date=record.birth,

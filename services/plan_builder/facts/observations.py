@@ -6,8 +6,7 @@ comes from the specs' ``ObservationRead``: a new Observation fact needs no chang
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from services.plan_builder import dates
 from services.plan_builder.dates import DateRange
@@ -27,19 +26,18 @@ SNOMED = "http://snomed.info/sct"
 _MM_FACTOR = {"mm": 1.0, "cm": 10.0}
 
 
-@dataclass(frozen=True, slots=True)
-class Obs:
+class Obs(NamedTuple):
     """One usable Observation: when, which, its value as read, and its place in the input."""
 
     when: DateRange
     ref: str | None
     value: Any
-    index: int
+    position: int  # in the input: the later of two on one day wins
     resource: JSON
 
     @property
     def order(self) -> tuple[Any, int]:
-        return (self.when.start, self.index)
+        return (self.when.start, self.position)
 
 
 def read_observations(record: Record, reads: Iterable[ObservationRead]) -> None:

@@ -35,14 +35,19 @@ class PatientFacts:
     gender: str | None = None
     birth_date: DateRange | None = None
     fractures: tuple[Fracture, ...] = ()
+    _described: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def vector(self) -> dict[str, Any]:
         """The facts as the PlanDefinitions read them (%facts); None is FHIRPath's empty."""
         return dict(self.values)
 
     def describe(self, name: str) -> str:
-        """A clinician-readable statement of one fact, for reasons and explanations."""
-        return self.specs[name].describe(self)
+        """A clinician-readable statement of one fact, for reasons and explanations (memoized:
+        every recommendation that reads a fact states it)."""
+        text = self._described.get(name)
+        if text is None:
+            text = self._described[name] = self.specs[name].describe(self)
+        return text
 
     def detail(self, name: str) -> Mapping[str, Any]:
         return self.details.get(name, NO_DETAIL)

@@ -79,13 +79,9 @@ _BISPHOSPHONATE = {
 
 
 def _read_missing_facts(record: Record) -> FactValue:
-    """Any missing fact that fires missing-facts (the contract's list); read last."""
-    fires = any(
-        m.fires_missing_facts
-        for name in record.specs
-        if name != "missingFacts"
-        for m in record.fact(name).missing
-    )
+    """Any missing fact that fires missing-facts (the contract's list); read last (the
+    vocabulary orders it so), when every other fact has been read."""
+    fires = any(m.fires_missing_facts for v in record.read.values() for m in v.missing)
     return FactValue(fires, (record.patient_ref,) if fires and record.patient_ref else ())
 
 
