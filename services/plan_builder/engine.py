@@ -70,9 +70,14 @@ class CompiledAction:
     definition: JSON | None
     function: Callable[..., Any] = field(repr=False, compare=False)
     offers: CardOffers = field(default_factory=CardOffers)
+    _names: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False, compare=False)
 
     def names(self, variable: str) -> tuple[str, ...]:
-        return tuple(n for v, n in self.references if v == variable)
+        """The names of one variable the condition reads (asked per action on every plan)."""
+        found = self._names.get(variable)
+        if found is None:
+            found = self._names[variable] = tuple(n for v, n in self.references if v == variable)
+        return found
 
 
 @dataclass

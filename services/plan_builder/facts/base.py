@@ -51,6 +51,11 @@ class FactValue(NamedTuple):
     detail: Mapping[str, Any] = NO_DETAIL  # what descriptions and other readers need besides it
 
 
+# The answers most facts give for most patients, built once (a reader's fast path).
+ABSENT = FactValue(False)
+UNKNOWN = FactValue(None)
+
+
 @dataclass(frozen=True, slots=True)
 class ObservationRead:
     """An Observation a fact reads: the question's ValueSet, and the answers' (None: a length in mm)."""
@@ -106,7 +111,7 @@ def tri_any(values: Iterable[Tri]) -> Tri:
     return result
 
 
-@dataclass
+@dataclass(slots=True)
 class Record:
     """One patient's resources as read once (validated as read when asked), and the facts so far."""
 
@@ -163,3 +168,7 @@ class Record:
 
     def below(self, threshold: int) -> Tri:
         return dates.below(self.age_low, self.age_high, threshold)
+
+    def cited(self) -> tuple[str, ...]:
+        """The Patient as the evidence of a fact read from it."""
+        return (self.patient_ref,) if self.patient_ref else ()

@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from services.plan_builder import dates
 from services.plan_builder.dates import DateRange
-from services.plan_builder.facts.base import FactValue, Missing, Record, dedupe, resource_ref, tri_any
+from services.plan_builder.facts.base import ABSENT, FactValue, Missing, Record, dedupe, resource_ref, tri_any
 from services.plan_builder.terminology import Terminology, concept_texts
 from services.plan_builder.types import JSON, Tri
 
@@ -127,8 +127,8 @@ def finding(value_set: str) -> Callable[[Record], FactValue]:
     """A reader: whether a Condition of the ValueSet is present."""
 
     def read(record: Record) -> FactValue:
-        found = present(record, value_set)
-        return FactValue(bool(found), dedupe([c.ref for c in found]))
+        found = record.present.get(value_set)
+        return FactValue(True, dedupe([c.ref for c in found])) if found else ABSENT
 
     return read
 
@@ -137,14 +137,18 @@ def read_oi(record: Record) -> FactValue:
     """A present, confirmed (or unstated) OI Condition; its types in detail."""
     term = record.terminology
     found = [c for c in present(record, VS_OI) if c.verification <= OI_VERIFIED]
+    if not found:
+        return ABSENT
     types: list[str] = []
+    typed: list[tuple[ConditionRead, str]] = []  # (condition, OI type ValueSet), for severity
     for c in found:
-        for vid in (v for v in term.children.get(VS_OI, ()) if v in c.value_sets):
-            if term.titles[vid] not in types:
-                types.append(term.titles[vid])
-    return FactValue(
-        bool(found), dedupe([c.ref for c in found]), detail={"conditions": found, "types": tuple(types)}
-    )
+        for vid in term.children.get(VS_OI, ()):
+            if vid in c.value_sets:
+                typed.append((c, vid))
+                if term.titles[vid] not in types:
+                    types.append(term.titles[vid])
+    detail = {"conditions": found, "types": tuple(types), "typed": typed}
+    return FactValue(True, dedupe([c.ref for c in found]), detail=detail)
 
 
 def read_severity(record: Record) -> FactValue:
@@ -157,14 +161,15 @@ def read_severity(record: Record) -> FactValue:
     typed: list[tuple[int, str | None]] = []
     for c in oi.detail.get("conditions", ()):
         sev = c.resource.get("severity")
-        matched = (term.coded(sev) | term.named(concept_texts(sev))) & rank.keys()
-        if matched:
-            explicit.append((max(rank[v] for v in matched), c.ref))
-        for vid in (v for v in term.children.get(VS_OI, ()) if v in c.value_sets):
-            implied = term.implied_severity.get(vid)
-            hits = term.lookup(*implied) & rank.keys() if implied else frozenset()
-            if hits:
-                typed.append((max(rank[v] for v in hits), c.ref))
+        if sev:
+            matched = (term.coded(sev) | term.named(concept_texts(sev))) & rank.keys()
+            if matched:
+                explicit.append((max(rank[v] for v in matched), c.ref))
+    for c, vid in oi.detail.get("typed", ()):
+        implied = term.implied_severity.get(vid)
+        hits = term.lookup(*implied) & rank.keys() if implied else frozenset()
+        if hits:
+            typed.append((max(rank[v] for v in hits), c.ref))
     chosen, source = (explicit, "explicit") if explicit else (typed, "type")
     if not chosen:
         missing = (
@@ -194,6 +199,8 @@ def _level(vid: str) -> str:
 
 def read_recent_fracture(record: Record) -> FactValue:
     """A present long-bone fracture with onset in the recent window (no onset counts as recent)."""
+    if not record.fractures:
+        return ABSENT
     since = dates.add_days(record.at, -record.settings.recent_fracture_days)
     values: list[Tri] = []
     refs: list[str | None] = []
@@ -219,6 +226,8 @@ def read_recent_fracture(record: Record) -> FactValue:
 
 def read_recurrent_fractures(record: Record) -> FactValue:
     """At least the site's count of long-bone fractures with onset in the recurrence window."""
+    if not record.fractures:
+        return _NO_FRACTURES
     settings = record.settings
     since = dates.add_months(record.at, -settings.recurrent_window_months)
     definite = possible = 0
@@ -249,6 +258,9 @@ def read_recurrent_fractures(record: Record) -> FactValue:
             ),
         )
     return FactValue(value, dedupe(refs), missing=missing, detail={"count": definite})
+
+
+_NO_FRACTURES = FactValue(False, detail={"count": 0})
 
 
 def _onset(condition: JSON, ref: str | None, record: Record) -> DateRange | None:

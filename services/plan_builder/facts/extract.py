@@ -60,7 +60,7 @@ def extract_facts(
             continue
         record.by_type.setdefault(resource.get("resourceType", ""), []).append(resource)
     read_conditions(record)
-    read_observations(record, (s.observation for s in vocabulary.specs.values() if s.observation))
+    read_observations(record, vocabulary.observation_reads)
 
     values: dict[str, Any] = {}
     details: dict[str, Mapping[str, Any]] = {}

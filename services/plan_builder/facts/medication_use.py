@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.plan_builder import dates
-from services.plan_builder.facts.base import FactValue, Missing, Record, dedupe, resource_ref, tri_any
+from services.plan_builder.facts.base import ABSENT, FactValue, Missing, Record, dedupe, resource_ref, tri_any
 from services.plan_builder.medications import (
     Medications,
     index_medications,
@@ -28,13 +28,16 @@ def drug_value_sets(resource: JSON, medications: Medications, term: Terminology)
 
 def read_active_bisphosphonate(record: Record) -> FactValue:
     """An active (or on-hold) bisphosphonate, or one completed within the site's window."""
+    meds = record.by_type.get("MedicationRequest", []) + record.by_type.get("MedicationStatement", [])
+    if not meds:
+        return ABSENT
     term = record.terminology
     medications = index_medications(record.by_type.get("Medication", []))
     since = dates.add_months(record.at, -record.settings.bisphosphonate_completed_window_months)
     values: list[Tri] = []
     refs: list[str | None] = []
     notes: list[str] = []
-    for med in record.by_type.get("MedicationRequest", []) + record.by_type.get("MedicationStatement", []):
+    for med in meds:
         record.peek(med, "medicationCodeableConcept", "medicationReference", "contained")
         medication = referenced(med, medications)
         if medication is not None:

@@ -5,12 +5,12 @@ comes from the specs' ``ObservationRead``: a new Observation fact needs no chang
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from services.plan_builder import dates
 from services.plan_builder.dates import DateRange
-from services.plan_builder.facts.base import FactValue, ObservationRead, Record, resource_ref
+from services.plan_builder.facts.base import UNKNOWN, FactValue, ObservationRead, Record, resource_ref
 from services.plan_builder.site import ANSWER_BOOLEAN, ANSWER_TEXT, text_code
 from services.plan_builder.terminology import Terminology
 from services.plan_builder.types import JSON
@@ -40,9 +40,8 @@ class Obs(NamedTuple):
         return (self.when.start, self.position)
 
 
-def read_observations(record: Record, reads: Iterable[ObservationRead]) -> None:
+def read_observations(record: Record, reads: Sequence[ObservationRead]) -> None:
     """Final Observations of a question some fact reads, dated and with a recognised value."""
-    reads = tuple(reads)
     term = record.terminology
     for index, obs in enumerate(record.by_type.get("Observation", [])):
         record.peek(obs, "status", "code")
@@ -69,14 +68,15 @@ def read_observations(record: Record, reads: Iterable[ObservationRead]) -> None:
 
 
 def latest(record: Record, question: str) -> Obs | None:
-    return max(record.observations.get(question, ()), key=lambda o: o.order, default=None)
+    found = record.observations.get(question)
+    return max(found, key=lambda o: o.order) if found else None
 
 
 def read_functional_status(record: Record) -> FactValue:
     """The latest ambulatory status, when recorded within the site's window."""
     found = latest(record, VS_AMBULATORY)
     if found is None:
-        return FactValue(None)
+        return UNKNOWN
     months = record.settings.functional_status_max_age_months
     if found.when.start >= dates.add_months(record.at, -months):
         return FactValue(found.value, (found.ref,) if found.ref else ())
@@ -88,7 +88,9 @@ def read_functional_status(record: Record) -> FactValue:
 
 
 def read_bone_size(record: Record) -> FactValue:
-    """ "small" when the narrowest measured medullary canal is below the smallest telescoping rod."""
+    """Small when the narrowest measured medullary canal is below the smallest telescoping rod."""
+    if VS_CANAL not in record.observations:
+        return _NOT_MEASURED
     by_site: dict[str, Obs] = {}
     for item in record.observations.get(VS_CANAL, ()):
         key = site_key(item.resource)
@@ -101,6 +103,9 @@ def read_bone_size(record: Record) -> FactValue:
         size = "small" if canal < record.settings.smallest_telescoping_rod_mm else "fits"
     evidence = tuple(i.ref for i in by_site.values() if i.ref)
     return FactValue(size, evidence, detail={"by_site": canal_by_site, "mm": canal})
+
+
+_NOT_MEASURED = FactValue("unknown", detail={"by_site": (), "mm": None})
 
 
 def site_key(obs: JSON) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.plan_builder import dates
 from services.plan_builder.facts.base import FactValue, Missing, Record, dedupe, tri_and
 from services.plan_builder.facts.observations import VS_MATURITY, latest
 
@@ -24,7 +25,7 @@ def read_age_high(record: Record) -> FactValue:
 
 def _straddles(record: Record, threshold: int, label: str, fact: str) -> tuple[Missing, ...]:
     """A partial birth date whose age range straddles a threshold leaves the fact undecided."""
-    if record.birth is None or record.below(threshold) is not None:
+    if record.birth is None or dates.below(record.age_low, record.age_high, threshold) is not None:
         return ()
     raw = record.patient.get("birthDate")
     text = f"birth date is partial ({raw}): age {record.age_low}-{record.age_high} years straddles {label}"
@@ -34,7 +35,7 @@ def _straddles(record: Record, threshold: int, label: str, fact: str) -> tuple[M
 def read_age_under_18(record: Record) -> FactValue:
     return FactValue(
         record.below(ADULT_AGE),
-        dedupe([record.patient_ref]),
+        record.cited(),
         missing=_straddles(record, ADULT_AGE, "age 18", "ageUnder18"),
     )
 
@@ -56,7 +57,7 @@ def read_skeletally_immature(record: Record) -> FactValue:
     value = record.below(maturity_age)
     return FactValue(
         value,
-        dedupe([record.patient_ref]),
+        record.cited(),
         missing=missing,
         detail={"source": "age" if value is not None else None, "maturity_age": maturity_age},
     )

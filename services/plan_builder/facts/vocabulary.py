@@ -238,6 +238,7 @@ class Vocabulary:
         if len(self.specs) != len(ordered):
             raise ValueError("two fact specs share a name")
         self.names = frozenset(self.specs)
+        self.observation_reads = tuple(s.observation for s in ordered if s.observation is not None)
         self.observation_facts = tuple(
             ObservationFact(s.observation.label, s.observation.question, s.observation.answers, s.name)
             for s in ordered

@@ -1,0 +1,89 @@
+"""Instructions per patient, counted by valgrind's callgrind: repeatable on a busy machine.
+
+    python -m benchmarks.instructions [--what plan|facts] [--rounds 3] [--tree DIR]
+
+Runs the shared vignettes through the plan builder (validate=True, as the hook path reads)
+under callgrind twice, with 0 and with N rounds, and prints the difference per patient: the
+start-up (imports, knowledge) cancels out. ``--tree`` measures another checkout (a
+``git worktree`` of an earlier commit) with this one's interpreter, for before/after ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def workload(tree: str, what: str, rounds: int) -> None:
+    sys.path.insert(0, tree)
+    from datetime import date
+
+    from services.plan_builder import Planner, load_knowledge
+    from tests.conftest import load_vignettes, vignette_bundle
+
+    planner = Planner(load_knowledge())
+    cases = []
+    for vignette in load_vignettes():
+        resources = [e["resource"] for e in vignette_bundle(vignette["id"])["entry"]]
+        cases.append((resources[0], resources[1:], date.fromisoformat(vignette["evaluation_date"])))
+    run = planner.plan if what == "plan" else planner.facts
+    for _ in range(rounds):
+        for patient, record, at in cases:
+            run(patient, record, at, validate=True)
+
+
+def count(tree: Path, what: str, rounds: int) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={tmp}/out",
+            sys.executable,
+            "-m",
+            "benchmarks.instructions",
+            "--workload",
+            str(tree),
+            "--what",
+            what,
+            "--rounds",
+            str(rounds),
+        ]
+        env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same set and dict orders every run
+        log = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=True).stderr
+    found = re.search(r"Collected : (\d+)", log)
+    assert found, log
+    return int(found.group(1))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--what", choices=("plan", "facts"), default="plan")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tree", type=Path, default=ROOT)
+    parser.add_argument("--workload", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.workload:
+        workload(args.workload, args.what, args.rounds)
+        return 0
+    if shutil.which("valgrind") is None:
+        sys.stderr.write("valgrind is not installed (apt-get install valgrind)\n")
+        return 2
+    sys.path.insert(0, str(args.tree))
+    from tests.conftest import load_vignettes
+
+    patients = len(load_vignettes()) * args.rounds
+    extra = count(args.tree, args.what, args.rounds) - count(args.tree, args.what, 0)
+    print(f"{args.tree}: {args.what}: {extra / patients:,.0f} instructions per patient")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
