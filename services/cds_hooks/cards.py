@@ -222,7 +222,6 @@ def order_cards(findings: Sequence[OrderFinding], plan_keys: Sequence[str], pati
     keys = frozenset(plan_keys)
     cards = []
     for finding in findings:
-        rec = finding.recommendation
         offers = finding.action.offers
         order_ref = _order_ref(finding.order)
         suggestions: list[JSON] = []
@@ -231,27 +230,55 @@ def order_cards(findings: Sequence[OrderFinding], plan_keys: Sequence[str], pati
                 _suggestion(label="Remove this draft order", uuid=new_uuid(), actions=[_remove(order_ref)])
             )
         suggestions.extend(_alternative_suggestions(offers.alternatives, keys, finding.order, patient_ref))
-        detail = [
-            _md(rec.description),
-            "",
-            f"_Why:_ {_md('; '.join(rec.reasons))}.",
-            "",
-            f"_Source:_ {_md(rec.citation)}.",
-        ]
-        if offers.note:
-            detail += ["", offers.note]
-        cards.append(
-            _card(
-                uuid=card_ids.issue(rec.key),
-                summary=f"OI: {rec.title}"[:139],
-                detail="\n".join(detail),
-                indicator=rec.indicator or "info",
-                source=card_source(rec),
-                suggestions=suggestions or None,
-                selectionBehavior="at-most-one" if suggestions else None,
-                overrideReasons=override_reasons(offers.override_reasons)
-                if offers.override_reasons
-                else None,
-            )
-        )
+        cards.append(_order_card(finding, f"OI: {finding.recommendation.title}", [], suggestions))
     return cards
+
+
+def active_order_cards(findings: Sequence[OrderFinding], patient_ref: str) -> list[JSON]:
+    """Order checks on orders already active (patient-view's order review): the card names the
+    order and offers nothing to do to it: an active order is changed in the EHR, not by a card."""
+    return [
+        _order_card(
+            finding,
+            f"OI: active order: {finding.recommendation.title}",
+            [f"**Active order on file:** {_md(_order_label(finding.order))}", ""],
+            [],
+        )
+        for finding in findings
+    ]
+
+
+def _order_card(finding: OrderFinding, summary: str, lead: list[str], suggestions: list[JSON]) -> JSON:
+    rec = finding.recommendation
+    offers = finding.action.offers
+    detail = [
+        *lead,
+        _md(rec.description),
+        "",
+        f"_Why:_ {_md('; '.join(rec.reasons))}.",
+        "",
+        f"_Source:_ {_md(rec.citation)}.",
+    ]
+    if offers.note:
+        detail += ["", offers.note]
+    return _card(
+        uuid=card_ids.issue(rec.key),
+        summary=summary[:139],
+        detail="\n".join(detail),
+        indicator=rec.indicator or "info",
+        source=card_source(rec),
+        suggestions=suggestions or None,
+        selectionBehavior="at-most-one" if suggestions else None,
+        overrideReasons=override_reasons(offers.override_reasons) if offers.override_reasons else None,
+    )
+
+
+def _order_label(order: JSON) -> str:
+    """What an order is for, in the record's words, and which resource it is."""
+    concept = order.get("medicationCodeableConcept") or order.get("code") or {}
+    codings = [c for c in concept.get("coding") or () if isinstance(c, dict)]
+    text = concept.get("text") or next((c["display"] for c in codings if c.get("display")), None)
+    if not text and order.get("medicationReference"):
+        text = str((order["medicationReference"] or {}).get("display") or "a referenced medication")
+    ref = _order_ref(order)
+    return f"{text or order['resourceType']}" + (f" ({ref})" if ref else "")

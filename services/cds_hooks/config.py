@@ -121,6 +121,11 @@ class Settings(BaseSettings):
         description="required data unobtainable: 412 (the spec's answer) or card (200 and one warning "
         "card saying which data; for EHRs that show a failed service as 'all clear')",
     )
+    review_active_orders: bool = Field(
+        True,
+        description="patient-view also checks the patient's active MedicationRequests and "
+        "ServiceRequests (warning-level order checks), for EHRs that fire only patient-view",
+    )
     plan: PlanSettings = Field(default_factory=PlanSettings, description="the contract's site thresholds")
 
     @field_validator("fhir_allowlist", "cors_origins", mode="before")

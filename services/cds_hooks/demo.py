@@ -14,7 +14,15 @@ from services.plan_builder.knowledge import default_profiles_dir
 from services.plan_builder.types import JSON
 
 _FULL_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?=\Z|T)")
-SEARCHABLE = ("Condition", "Observation", "MedicationRequest", "MedicationStatement", "Procedure", "CarePlan")
+SEARCHABLE = (
+    "Condition",
+    "Observation",
+    "MedicationRequest",
+    "MedicationStatement",
+    "ServiceRequest",
+    "Procedure",
+    "CarePlan",
+)
 
 
 def shift_dates(node: Any, days: int) -> Any:

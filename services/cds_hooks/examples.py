@@ -24,6 +24,7 @@ def _example_prefetch(patient_id: str) -> dict[str, Any]:
         "observations": searchset("Observation"),
         "medications": searchset("MedicationRequest"),
         "medicationStatements": None,
+        "serviceRequests": searchset("ServiceRequest"),
         "carePlans": None,
     }
 

@@ -72,7 +72,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings.fhir_max_response_bytes,
                 settings.max_bundle_entries,
             )
-            app.state.env = HookEnv(knowledge, planner, checker, fhir, prefetch_keys(knowledge))
+            app.state.env = HookEnv(
+                knowledge, planner, checker, fhir, prefetch_keys(knowledge), settings.review_active_orders
+            )
             app.state.store = FeedbackStore(engine, knowledge.recommendation_codes)
             if settings.demo:
                 log.warning("OI-CDS demo mode: any CORS origin; not for patient data")

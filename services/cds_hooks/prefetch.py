@@ -30,6 +30,8 @@ from services.plan_builder.structural import SHARED_TYPES
 from services.plan_builder.types import JSON
 
 log = logging.getLogger("oi_cds.fhir")
+ACTIVE_ORDER_TYPES = frozenset({"MedicationRequest", "ServiceRequest"})
+ACTIVE_ORDER_STATUS = frozenset({"active", "on-hold"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,13 @@ def prefetch_keys(knowledge: Knowledge) -> tuple[PrefetchKey, ...]:
             "medication statements (other bisphosphonate use)",
             ("Medication",),
         ),
+        PrefetchKey(
+            "serviceRequests",
+            "ServiceRequest",
+            "ServiceRequest?patient={{context.patientId}}&status=active,on-hold",
+            False,
+            "active service requests (orders reviewed at patient-view)",
+        ),
         # Not narrowed by instantiates-canonical: servers differ on whether an unversioned
         # canonical matches a versioned one, and a missed plan on file would offer "create" again.
         # The plans are matched to our PlanDefinition here (cards.plan_on_file).
@@ -120,6 +129,7 @@ class PatientData:
     unchecked: list[str] = field(default_factory=list)  # best-effort keys that could not be had
     fetched: list[str] = field(default_factory=list)  # keys that came from the FHIR server
     without_oi: bool = False  # no OI Condition at all: the rest was not read
+    orders: list[JSON] = field(default_factory=list)  # the patient's active orders (order review)
 
 
 def render(template: str, context: dict[str, Any]) -> str:
@@ -272,7 +282,12 @@ async def gather(
     if server is not None:
         resources += await _referenced_medications(client, server, token, resources, unchecked)
     care_plans = owned(found.get("carePlans", []), pid)
-    return PatientData(patient, resources, care_plans, unchecked, fetched)
+    orders = [
+        r
+        for r in [*resources, *owned(found.get("serviceRequests", []), pid)]
+        if r.get("resourceType") in ACTIVE_ORDER_TYPES and r.get("status") in ACTIVE_ORDER_STATUS
+    ]
+    return PatientData(patient, resources, care_plans, unchecked, fetched, orders=orders)
 
 
 async def _search(

@@ -32,6 +32,7 @@ class HookEnv:
     checker: OrderChecker
     fhir: FhirClient
     prefetch: tuple[PrefetchKey, ...]  # derived from the knowledge and the site's maps
+    review_active_orders: bool = True  # OI_CDS_REVIEW_ACTIVE_ORDERS
 
 
 Handler = Callable[[HookRequest, Any, date, HookEnv], Awaitable[list[JSON]]]

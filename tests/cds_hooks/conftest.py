@@ -22,6 +22,7 @@ SEARCH_KEYS = {
     "observations": "Observation",
     "medications": "MedicationRequest",
     "medicationStatements": "MedicationStatement",
+    "serviceRequests": "ServiceRequest",
     "carePlans": "CarePlan",
 }
 

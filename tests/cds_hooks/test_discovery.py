@@ -19,7 +19,15 @@ ALLOWED_TOKENS = {
     "userRelatedPersonId",
 }
 EXPECTED = {"oi-management": "patient-view", "oi-order-select": "order-select", "oi-order-sign": "order-sign"}
-PREFETCH_KEYS = {"patient", "conditions", "observations", "medications", "medicationStatements", "carePlans"}
+PREFETCH_KEYS = {
+    "patient",
+    "conditions",
+    "observations",
+    "medications",
+    "medicationStatements",
+    "serviceRequests",
+    "carePlans",
+}
 
 
 def test_discovery(service: str) -> None:
@@ -45,6 +53,8 @@ def test_discovery(service: str) -> None:
                 # D7: the recommended subset; nothing filters away old or completed data
                 assert name in {"patient", "code", "_include", "status", "_count", "_sort"}, name
                 assert ":" not in name
-            if not path.startswith("CarePlan"):  # only the plans on file are narrowed by status
+            # only the plans on file and the active orders reviewed at patient-view are narrowed by
+            # status: every fact reads completed and old data too
+            if not path.startswith(("CarePlan", "ServiceRequest")):
                 assert "status" not in dict(parse_qsl(query))
             assert urlsplit(template).scheme == ""

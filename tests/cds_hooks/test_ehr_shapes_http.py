@@ -37,6 +37,7 @@ KEY_OF = {
     "Observation": "observations",
     "MedicationRequest": "medications",
     "MedicationStatement": "medicationStatements",
+    "ServiceRequest": "serviceRequests",
     "CarePlan": "carePlans",
 }
 JSON = dict[str, Any]
@@ -147,6 +148,14 @@ def _foreign(resource_type: str) -> JSON:
             "id": "foreign-ms",
             "status": "active",
             "medicationCodeableConcept": {"text": "zoledronic acid"},
+            "subject": other,
+        },
+        "ServiceRequest": {  # an investigational order: a warning card if it were reviewed
+            "resourceType": "ServiceRequest",
+            "id": "foreign-sr",
+            "status": "active",
+            "intent": "order",
+            "code": {"text": "COL1A1 gene therapy (experimental)"},
             "subject": other,
         },
         "CarePlan": {

@@ -55,7 +55,14 @@ def test_a_record_in_the_sites_codes_gets_the_cards_of_the_clean_record(
     clean, v = request_for(str(vignette["id"]))
     local = dict(clean)
     record = {"resourceType": "Bundle", "entry": [{"resource": clean["prefetch"]["patient"]}]}
-    for key in ("conditions", "observations", "medications", "medicationStatements", "carePlans"):
+    for key in (
+        "conditions",
+        "observations",
+        "medications",
+        "medicationStatements",
+        "serviceRequests",
+        "carePlans",
+    ):
         record["entry"] += clean["prefetch"][key]["entry"]
     local["prefetch"] = prefetch_from(site_codes(record))
     assert call(site_service, local, v["hook"]) == call(service, clean, v["hook"])
