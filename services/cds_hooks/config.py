@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     hook_deadline_s: float = Field(
         2.0, gt=0, description="a hook call answers within this (412 if the data is late)"
     )
+    fhir_concurrency: int = Field(
+        4, gt=0, description="FHIR queries one hook call's fallback runs at once (required keys first)"
+    )
+    fhir_max_in_flight: int = Field(
+        32, gt=0, description="FHIR queries in flight from one worker, all hook calls together"
+    )
     body_read_timeout_s: float = Field(
         10.0,
         gt=0,
@@ -120,6 +126,11 @@ class Settings(BaseSettings):
         "412",
         description="required data unobtainable: 412 (the spec's answer) or card (200 and one warning "
         "card saying which data; for EHRs that show a failed service as 'all clear')",
+    )
+    quiet_when_current: bool = Field(
+        False,
+        description="patient-view answers no cards when the OI care plan on file is current and no "
+        "warning applies (a request's extension org.example.oi-cds.quiet overrides it)",
     )
     review_active_orders: bool = Field(
         True,

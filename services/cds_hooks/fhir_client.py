@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from typing import Any
@@ -111,17 +112,20 @@ class FhirClient:
         max_pages: int,
         max_bytes: int,
         max_entries: int = 10_000,
+        slots: asyncio.Semaphore | None = None,
     ) -> None:
         self.http = http
         self.allowlist = allowlist
         self.max_pages = max_pages
         self.max_bytes = max_bytes
         self.max_entries = max_entries
+        # FHIR requests in flight from this worker, all hook calls together (OI_CDS_FHIR_MAX_IN_FLIGHT)
+        self.slots = slots or asyncio.Semaphore(32)
 
     def with_allowed(self, extra: list[str]) -> FhirClient:
         """The same pooled client, with more allow-listed bases (the demo server's own URLs)."""
         return FhirClient(
-            self.http, [*self.allowlist, *extra], self.max_pages, self.max_bytes, self.max_entries
+            self.http, [*self.allowlist, *extra], self.max_pages, self.max_bytes, self.max_entries, self.slots
         )
 
     def usable(self, server: str | None) -> bool:
@@ -148,7 +152,8 @@ class FhirClient:
             raise FhirFetchError("a FHIR URL outside the allow-listed server was not fetched", "not-allowed")
         started = time.perf_counter()
         try:
-            body = await self._fetch(url, token)
+            async with self.slots:
+                body = await self._fetch(url, token)
         except FhirFetchError:
             metrics.FHIR_CALLS.labels("error").inc()
             raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -25,7 +26,7 @@ from services.cds_hooks.hook_endpoint import HookEndpoint
 from services.cds_hooks.limits import HookAdmission
 from services.cds_hooks.logs import RequestLog
 from services.cds_hooks.models import HookRequest
-from services.cds_hooks.prefetch import prefetch_keys, templates
+from services.cds_hooks.prefetch import Budget, prefetch_keys, templates
 from services.cds_hooks.registry import registry
 from services.cds_hooks.routers import admin, demo_fhir, feedback, fhir, health, observe, services, tryit
 from services.cds_hooks.service import HookEnv
@@ -71,9 +72,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings.fhir_max_pages,
                 settings.fhir_max_response_bytes,
                 settings.max_bundle_entries,
+                asyncio.Semaphore(settings.fhir_max_in_flight),
             )
             app.state.env = HookEnv(
-                knowledge, planner, checker, fhir, prefetch_keys(knowledge), settings.review_active_orders
+                knowledge,
+                planner,
+                checker,
+                fhir,
+                prefetch_keys(knowledge),
+                settings.review_active_orders,
+                settings.quiet_when_current,
+                # best-effort keys give way at 3/4 of the deadline, so required ones still answer
+                Budget(settings.fhir_concurrency, settings.hook_deadline_s * 0.75),
             )
             app.state.store = FeedbackStore(engine, knowledge.recommendation_codes)
             if settings.demo:

@@ -41,6 +41,7 @@ class HookRequest(_Wire):
     fhirAuthorization: FhirAuthorization | None = None
     context: dict[str, Any]
     prefetch: dict[str, Any] | None = None
+    extension: dict[str, Any] | None = None  # CDS Hooks' extension object (QUIET_EXTENSION)
 
     @model_validator(mode="after")
     def _server_with_token(self) -> HookRequest:

@@ -7,7 +7,9 @@ empty searchset means "no data"; an OperationOutcome, or a Bundle with an error 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +25,7 @@ from services.cds_hooks.fhir_client import (
     next_link,
 )
 from services.cds_hooks.models import HookRequest
+from services.cds_hooks.scopes import allows, granted
 from services.plan_builder import Knowledge
 from services.plan_builder.bundle import normalize_patient_ref
 from services.plan_builder.medications import index_medications, unresolved_reference
@@ -216,49 +219,59 @@ def _from_prefetch(spec: PrefetchKey, value: Any, max_entries: int) -> list[JSON
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """How the fallback may use the FHIR server for one hook call."""
+
+    concurrency: int = 4  # queries in flight for one call (OI_CDS_FHIR_CONCURRENCY)
+    best_effort_s: float = 1.5  # best-effort keys are given up after this (said on the card)
+
+
 async def gather(
     request: HookRequest,
     client: FhirClient,
     keys: tuple[PrefetchKey, ...],
     may_have_oi: Callable[[list[JSON]], bool] | None = None,
+    budget: Budget = Budget(),
 ) -> PatientData:
     prefetch = request.prefetch or {}
-    token = request.fhirAuthorization.access_token if request.fhirAuthorization else None
     server = request.fhirServer if client.usable(request.fhirServer) else None
+    token, grants, refused = _authorization(request)
     found: dict[str, list[JSON]] = {}
     missing: list[str] = []
     unchecked: list[str] = []
     fetched: list[str] = []
+    wanted: list[PrefetchKey] = []
     for spec in keys:
         resources = (
             _from_prefetch(spec, prefetch[spec.key], client.max_entries) if spec.key in prefetch else None
         )
-        if resources is None and server is not None:
-            try:
-                path = render(spec.template, request.context)
-                if spec.is_read:
-                    resources = [await client.get(server, path, token)]
-                    if resources[0].get("resourceType") != spec.resource_type:
-                        raise FhirFetchError(
-                            f"the FHIR server returned a {resources[0].get('resourceType')} for {spec.what}"
-                        )
-                else:
-                    resources = await _search(client, server, path, token, spec, request.context)
-                fetched.append(spec.key)
-            except FhirFetchError as exc:
-                # The caller learns only that the data could not be had: which ports answer,
-                # and how, is for the operator (metric and log), never for the 412 body.
-                metrics.FHIR_FAILURES.labels(exc.reason).inc()
-                log.info("FHIR fallback failed", extra={"fields": {"key": spec.key, "reason": exc.reason}})
-                (missing if spec.required else unchecked).append(
-                    f"{spec.what}: not obtainable from the FHIR server"
-                )
-                continue
-        if resources is None:
-            reason = "not in prefetch and no usable FHIR server" if server is None else "not available"
+        if resources is not None:
+            found[spec.key] = resources
+        elif server is None or refused:
+            reason = refused or "not in prefetch and no usable FHIR server"
             (missing if spec.required else unchecked).append(f"{spec.what}: {reason}")
-            continue
-        found[spec.key] = resources
+        elif not allows(grants, spec.resource_type, search=not spec.is_read):
+            (missing if spec.required else unchecked).append(f"{spec.what}: outside the access token's scope")
+        else:
+            wanted.append(spec)
+    if wanted and server is not None:
+        # concurrently, required keys first, at most `concurrency` at a time for this call
+        gate = asyncio.Semaphore(budget.concurrency)
+        started = time.monotonic()
+        wanted.sort(key=lambda spec: not spec.required)
+        results = await asyncio.gather(
+            *(
+                _fetch_key(client, server, token, spec, request.context, gate, budget, started)
+                for spec in wanted
+            )
+        )
+        for spec, (resources, reason) in zip(wanted, results, strict=True):
+            if resources is None:
+                (missing if spec.required else unchecked).append(f"{spec.what}: {reason}")
+            else:
+                found[spec.key] = resources
+                fetched.append(spec.key)
     if missing:
         raise PreconditionFailed("required FHIR data could not be obtained: " + "; ".join(missing))
     patients = found["patient"]
@@ -279,8 +292,10 @@ async def gather(
         # no Condition of anyone here is OI (the common chart open): nothing more is read
         return PatientData(patient, [], [], unchecked, fetched, without_oi=True)
     resources = owned(everything, pid)
-    if server is not None:
-        resources += await _referenced_medications(client, server, token, resources, unchecked)
+    if server is not None and not refused and allows(grants, "Medication", search=False):
+        resources += await _referenced_medications(
+            client, server, token, resources, unchecked, budget.concurrency
+        )
     care_plans = owned(found.get("carePlans", []), pid)
     orders = [
         r
@@ -288,6 +303,63 @@ async def gather(
         if r.get("resourceType") in ACTIVE_ORDER_TYPES and r.get("status") in ACTIVE_ORDER_STATUS
     ]
     return PatientData(patient, resources, care_plans, unchecked, fetched, orders=orders)
+
+
+def _authorization(request: HookRequest) -> tuple[str | None, dict[str, set[str]] | None, str | None]:
+    """The token to send, the scopes it grants, and why it must not be used (None: it may)."""
+    auth = request.fhirAuthorization
+    if auth is None:
+        return None, None, None
+    if auth.expires_in is not None and auth.expires_in <= 0:
+        return None, None, "the FHIR access token has expired"
+    patient = str(auth.patient).removeprefix("Patient/") if auth.patient else None
+    if patient is not None and patient != str(request.context["patientId"]):
+        return None, None, "the FHIR access token is for another patient"
+    return auth.access_token, granted(auth.scope), None
+
+
+async def _fetch_key(
+    client: FhirClient,
+    server: str,
+    token: str | None,
+    spec: PrefetchKey,
+    context: dict[str, Any],
+    gate: asyncio.Semaphore,
+    budget: Budget,
+    started: float,
+) -> tuple[list[JSON] | None, str]:
+    """One key from the server: (resources, "") or (None, why not). Best-effort keys are given
+    up when the budget is spent, so that the required ones still answer within the deadline."""
+    try:
+        async with gate:
+            if spec.required:
+                return await _query(client, server, token, spec, context), ""
+            left = budget.best_effort_s - (time.monotonic() - started)
+            if left <= 0:
+                raise TimeoutError
+            async with asyncio.timeout(left):
+                return await _query(client, server, token, spec, context), ""
+    except TimeoutError:
+        metrics.FHIR_FAILURES.labels("budget").inc()
+        return None, "not obtained from the FHIR server in time"
+    except FhirFetchError as exc:
+        # The caller learns only that the data could not be had: which ports answer,
+        # and how, is for the operator (metric and log), never for the 412 body.
+        metrics.FHIR_FAILURES.labels(exc.reason).inc()
+        log.info("FHIR fallback failed", extra={"fields": {"key": spec.key, "reason": exc.reason}})
+        return None, "not obtainable from the FHIR server"
+
+
+async def _query(
+    client: FhirClient, server: str, token: str | None, spec: PrefetchKey, context: dict[str, Any]
+) -> list[JSON]:
+    path = render(spec.template, context)
+    if not spec.is_read:
+        return await _search(client, server, path, token, spec, context)
+    resource = await client.get(server, path, token)
+    if resource.get("resourceType") != spec.resource_type:
+        raise FhirFetchError(f"the FHIR server returned a {resource.get('resourceType')} for {spec.what}")
+    return [resource]
 
 
 async def _search(
@@ -304,21 +376,29 @@ MAX_MEDICATION_READS = 20
 
 
 async def _referenced_medications(
-    client: FhirClient, server: str, token: str | None, resources: list[JSON], unchecked: list[str]
+    client: FhirClient,
+    server: str,
+    token: str | None,
+    resources: list[JSON],
+    unchecked: list[str],
+    concurrency: int,
 ) -> list[JSON]:
     """Medications named by reference that neither prefetch nor the searches brought."""
     known = index_medications(resources)
     wanted = sorted({ref for r in resources if (ref := unresolved_reference(r, known))})
-    found: list[JSON] = []
-    for ref in wanted[:MAX_MEDICATION_READS]:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def read(ref: str) -> JSON | None:
         try:
-            medication = await client.get(server, ref, token)
+            async with gate:
+                return await client.get(server, ref, token)
         except FhirFetchError as exc:
             metrics.FHIR_FAILURES.labels(exc.reason).inc()
             unchecked.append("a referenced Medication: not obtainable from the FHIR server")
-            continue
-        if medication.get("resourceType") == "Medication":
-            found.append(medication)
+            return None
+
+    read_all = await asyncio.gather(*(read(ref) for ref in wanted[:MAX_MEDICATION_READS]))
+    found = [m for m in read_all if m is not None and m.get("resourceType") == "Medication"]
     if len(wanted) > MAX_MEDICATION_READS:
         unchecked.append(f"more than {MAX_MEDICATION_READS} referenced Medications: the rest not read")
     return found

@@ -7,13 +7,14 @@ its handler, and registry.py lists them (no import circle).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from services.cds_hooks.models import CdsService, HookRequest
+from services.cds_hooks.prefetch import Budget
 from services.plan_builder.types import JSON
 
 if TYPE_CHECKING:
@@ -33,6 +34,8 @@ class HookEnv:
     fhir: FhirClient
     prefetch: tuple[PrefetchKey, ...]  # derived from the knowledge and the site's maps
     review_active_orders: bool = True  # OI_CDS_REVIEW_ACTIVE_ORDERS
+    quiet_when_current: bool = False  # OI_CDS_QUIET_WHEN_CURRENT
+    budget: Budget = field(default_factory=Budget)  # how the fallback may use the FHIR server
 
 
 Handler = Callable[[HookRequest, Any, date, HookEnv], Awaitable[list[JSON]]]

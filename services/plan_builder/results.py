@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from services.plan_builder.facts import PatientFacts
 from services.plan_builder.types import JSON
 
+URGENT_INDICATORS = frozenset({"warning", "critical"})
+
 
 @dataclass(frozen=True, slots=True)
 class Recommendation:
@@ -44,6 +46,12 @@ class PlanResult:
     @property
     def keys(self) -> tuple[str, ...]:
         return tuple(r.key for r in self.recommendations)
+
+    @property
+    def urgent(self) -> tuple[Recommendation, ...]:
+        """The recommendations whose cards the knowledge marks warning or critical (today:
+        fracture care, basilar invagination, spinal fracture): never silenced."""
+        return tuple(r for r in self.recommendations if r.indicator in URGENT_INDICATORS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,8 @@ sends a 12 MB body, ``wrongtype-...`` answers a search with a Patient.
 ignores the parameter and answers every patient's resources, as a server that does not support it.
 ``FHIR_STUB_CANONICAL=exact`` matches ``instantiates-canonical`` as an exact string (versioned or
 not), as some servers do. ``PUT /fhir/{type}/{id}`` stores a resource.
+``FHIR_STUB_LATENCY_MS`` delays every answer (a server far away or busy);
+``FHIR_STUB_SLOW_TYPES`` (comma-separated resource types) answers those searches after 3 s.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from starlette.routing import Route
 
 DATA: dict[str, dict[str, Any]] = {}  # id -> resource
 SEEN: list[dict[str, str | None]] = []
+LATENCY_S = float(os.environ.get("FHIR_STUB_LATENCY_MS", "0")) / 1000
+SLOW_TYPES = set(filter(None, os.environ.get("FHIR_STUB_SLOW_TYPES", "").split(",")))
 
 
 def load(path: Path) -> None:
@@ -66,6 +70,7 @@ def _misbehave(patient_id: str) -> Response | None:
 async def read(request: Request) -> Response:
     rtype, rid = request.path_params["type"], request.path_params["id"]
     SEEN.append({"path": request.url.path, "authorization": request.headers.get("authorization")})
+    await asyncio.sleep(LATENCY_S)
     if rid.startswith("slow-"):
         await asyncio.sleep(3)
     if (bad := _misbehave(rid)) is not None and rtype == "Patient" and not rid.startswith("wrongtype-"):
@@ -122,6 +127,7 @@ async def search(request: Request) -> Response:
         return wanted
     patient_id = wanted or ""
     SEEN.append({"path": request.url.path, "authorization": request.headers.get("authorization")})
+    await asyncio.sleep(3 if rtype in SLOW_TYPES else LATENCY_S)
     if patient_id.startswith("slow-"):
         await asyncio.sleep(3)
     if (bad := _misbehave(patient_id)) is not None:

@@ -14,7 +14,7 @@ from services.plan_builder.errors import reading
 async def plan_for(
     request: HookRequest, at: date, env: HookEnv, careplan: bool = True
 ) -> tuple[PatientData, PlanResult]:
-    data = await gather(request, env.fhir, env.prefetch, env.planner.may_have_oi)
+    data = await gather(request, env.fhir, env.prefetch, env.planner.may_have_oi, env.budget)
     # The CarePlan subject is always Patient/<context.patientId>.
     ref = f"Patient/{request.context['patientId']}"
     if data.without_oi:

@@ -11,18 +11,32 @@ from services.cds_hooks.models import HookRequest, PatientViewContext
 from services.cds_hooks.prefetch import PatientData
 from services.cds_hooks.service import USAGE, HookEnv, ServiceDefinition
 from services.plan_builder import PlanInputError, PlanResult
+from services.plan_builder.careplan import plan_on_file
 from services.plan_builder.medications import index_medications
 from services.plan_builder.orders import OrderFinding
 from services.plan_builder.structural import validate_resource
 from services.plan_builder.types import JSON
+
+QUIET_EXTENSION = "org.example.oi-cds.quiet"  # true / false: overrides OI_CDS_QUIET_WHEN_CURRENT
 
 
 async def handle(request: HookRequest, context: Any, at: date, env: HookEnv) -> list[JSON]:
     data, result = await plan_for(request, at, env)
     unchecked = list(data.unchecked)
     findings = review_active_orders(data, result, env, unchecked) if env.review_active_orders else []
-    cards = patient_view_cards(result, data.care_plans, unchecked, env.planner.plan_definition.version)
-    return cards + active_order_cards(findings, f"Patient/{request.context['patientId']}")
+    orders = active_order_cards(findings, f"Patient/{request.context['patientId']}")
+    version = env.planner.plan_definition.version
+    if quiet(request, env) and not result.urgent and plan_on_file(result, data.care_plans, version).current:
+        # nothing changed and nothing urgent: no card at this chart open (warnings on active
+        # orders are still said)
+        return orders
+    return patient_view_cards(result, data.care_plans, unchecked, version) + orders
+
+
+def quiet(request: HookRequest, env: HookEnv) -> bool:
+    """Whether this call asks for quiet: the request's extension, else the site's setting."""
+    asked = (request.extension or {}).get(QUIET_EXTENSION)
+    return asked if isinstance(asked, bool) else env.quiet_when_current
 
 
 def review_active_orders(
