@@ -25,7 +25,7 @@ import httpx
 from tests.cds_hooks.cds_rules import careplan_keys
 from tests.cds_hooks.conftest import hook_request, prefetch_of, vignette_today
 from tests.conftest import load_vignettes
-from tests.servers import bench_command, free_port, uvicorn_server
+from tests.servers import bench_command, fhir_stub_command, free_port, uvicorn_server
 
 BUDGET_MS = {150: 500, 350: 2000}
 
@@ -50,20 +50,12 @@ def main() -> int:
             data.append((vid, bundle, path))
         for latency in (int(x) for x in args.latency.split(",")):
             stub_port, port = free_port(), free_port()
-            stub_cmd = [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "tests.cds_hooks.fhir_stub:app",
-                "--host",
-                "127.0.0.1",
-            ]
             stub_env = {
                 "FHIR_STUB_DATA": ":".join(str(p) for _, _, p in data),
                 "FHIR_STUB_LATENCY_MS": str(latency),
             }
             with uvicorn_server(
-                [*stub_cmd, "--port", str(stub_port), "--log-level", "warning"],
+                fhir_stub_command(stub_port),
                 stub_port,
                 folder / f"stub-{latency}.log",
                 stub_env,

@@ -69,6 +69,20 @@ def demo_service(folder: Path, env: dict[str, str] | None = None) -> Iterator[st
         yield base
 
 
+def fhir_stub_command(port: int) -> list[str]:
+    """The test FHIR server (tests/cds_hooks/fhir_stub.py); its behaviour is set by FHIR_STUB_*."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "tests.cds_hooks.fhir_stub:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+
+
 def service_command(port: int) -> list[str]:
     return [sys.executable, "-m", "services.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import sys
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import load_vignettes, vignette_bundle
-from tests.servers import free_port, service_command, uvicorn_server
+from tests.servers import fhir_stub_command, free_port, service_command, uvicorn_server
 
 TODAY = date.today()
 _FULL_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})")
@@ -140,18 +139,10 @@ def fhir_stub(
     stub_data: list[Path], jwks_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "tests.cds_hooks.fhir_stub:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
     env = {"FHIR_STUB_DATA": ":".join(str(p) for p in stub_data), "FHIR_STUB_JWKS_DIR": str(jwks_dir)}
-    with uvicorn_server(command, port, tmp_path_factory.mktemp("stub") / "log.txt", env) as base:
+    with uvicorn_server(
+        fhir_stub_command(port), port, tmp_path_factory.mktemp("stub") / "log.txt", env
+    ) as base:
         yield base + "/fhir"
 
 

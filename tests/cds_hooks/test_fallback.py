@@ -4,7 +4,6 @@ fhirAuthorization's expires_in, patient and scope checked before the token is us
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,14 +13,13 @@ import pytest
 
 from tests.cds_hooks.cds_rules import assert_conformant_response, careplan_keys
 from tests.cds_hooks.conftest import hook_request, prefetch_of, vignette_today
-from tests.servers import demo_service, free_port, uvicorn_server
+from tests.servers import demo_service, fhir_stub_command, free_port, uvicorn_server
 
 
 def _stub(stub_data: list[Path], folder: Path, env: dict[str, str]) -> Iterator[str]:
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "tests.cds_hooks.fhir_stub:app", "--host", "127.0.0.1"]
     full = {"FHIR_STUB_DATA": ":".join(str(p) for p in stub_data), **env}
-    with uvicorn_server([*command, "--port", str(port)], port, folder / "stub.txt", full) as base:
+    with uvicorn_server(fhir_stub_command(port), port, folder / "stub.txt", full) as base:
         yield base + "/fhir"
 
 

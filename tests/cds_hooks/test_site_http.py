@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.cds_hooks.conftest import SEARCH_KEYS
 from tests.cds_hooks.test_ehr_shapes_http import call, prefetch_from, request_for
 from tests.conftest import load_vignettes
 from tests.servers import demo_service, free_port
@@ -55,14 +56,7 @@ def test_a_record_in_the_sites_codes_gets_the_cards_of_the_clean_record(
     clean, v = request_for(str(vignette["id"]))
     local = dict(clean)
     record = {"resourceType": "Bundle", "entry": [{"resource": clean["prefetch"]["patient"]}]}
-    for key in (
-        "conditions",
-        "observations",
-        "medications",
-        "medicationStatements",
-        "serviceRequests",
-        "carePlans",
-    ):
+    for key in SEARCH_KEYS:
         record["entry"] += clean["prefetch"][key]["entry"]
     local["prefetch"] = prefetch_from(site_codes(record))
     assert call(site_service, local, v["hook"]) == call(service, clean, v["hook"])
