@@ -79,6 +79,11 @@ class FactSpec:
     without_oi: Any = None  # its value for a patient with no OI Condition (nothing else is read)
 
 
+def undecided(value: Tri, fact: str, cause: str, text: str) -> tuple[Missing, ...]:
+    """What a fact left undecided by partial dates says (it does not fire missing-facts)."""
+    return () if value is not None else (Missing(cause, text, (fact,), fires_missing_facts=False),)
+
+
 def dedupe(refs: Sequence[str | None]) -> tuple[str, ...]:
     """The references, each once, in order (None dropped). Few per fact: a list beats a dict."""
     out: list[str] = []

@@ -8,7 +8,16 @@ from typing import NamedTuple
 
 from services.plan_builder import dates
 from services.plan_builder.dates import DateRange
-from services.plan_builder.facts.base import ABSENT, FactValue, Missing, Record, dedupe, resource_ref, tri_any
+from services.plan_builder.facts.base import (
+    ABSENT,
+    FactValue,
+    Missing,
+    Record,
+    dedupe,
+    resource_ref,
+    tri_any,
+    undecided,
+)
 from services.plan_builder.terminology import Terminology, concept_texts
 from services.plan_builder.types import JSON, Tri
 
@@ -211,16 +220,12 @@ def read_recent_fracture(record: Record) -> FactValue:
             if is_recent is not False:
                 refs.append(f.ref)
     value = tri_any(values)
-    missing: tuple[Missing, ...] = ()
-    if value is None:
-        missing = (
-            Missing(
-                "fractureOnset",
-                "a long-bone fracture's partial onset date straddles the recent-fracture window",
-                ("recentLongBoneFracture",),
-                fires_missing_facts=False,
-            ),
-        )
+    missing = undecided(
+        value,
+        "recentLongBoneFracture",
+        "fractureOnset",
+        "a long-bone fracture's partial onset date straddles the recent-fracture window",
+    )
     return FactValue(value, dedupe(refs), missing=missing)
 
 
@@ -247,16 +252,12 @@ def read_recurrent_fractures(record: Record) -> FactValue:
         value = None
     else:
         value = False
-    missing: tuple[Missing, ...] = ()
-    if value is None:
-        missing = (
-            Missing(
-                "fractureOnset",
-                "partial fracture onset dates leave the count of recent long-bone fractures undecided",
-                ("recurrentLongBoneFractures",),
-                fires_missing_facts=False,
-            ),
-        )
+    missing = undecided(
+        value,
+        "recurrentLongBoneFractures",
+        "fractureOnset",
+        "partial fracture onset dates leave the count of recent long-bone fractures undecided",
+    )
     return FactValue(value, dedupe(refs), missing=missing, detail={"count": definite})
 
 

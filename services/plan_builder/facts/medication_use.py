@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from services.plan_builder import dates
-from services.plan_builder.facts.base import ABSENT, FactValue, Missing, Record, dedupe, resource_ref, tri_any
+from services.plan_builder.facts.base import (
+    ABSENT,
+    FactValue,
+    Record,
+    dedupe,
+    resource_ref,
+    tri_any,
+    undecided,
+)
 from services.plan_builder.medications import (
     Medications,
     index_medications,
@@ -63,14 +71,10 @@ def read_active_bisphosphonate(record: Record) -> FactValue:
             refs.append(ref)
         values.append(active)
     value = tri_any(values)
-    missing: tuple[Missing, ...] = ()
-    if value is None:
-        missing = (
-            Missing(
-                "bisphosphonateDate",
-                "a completed bisphosphonate with a partial date may or may not fall in the active window",
-                ("activeBisphosphonate",),
-                fires_missing_facts=False,
-            ),
-        )
+    missing = undecided(
+        value,
+        "activeBisphosphonate",
+        "bisphosphonateDate",
+        "a completed bisphosphonate with a partial date may or may not fall in the active window",
+    )
     return FactValue(value, dedupe(refs), tuple(notes), missing)
