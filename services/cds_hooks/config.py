@@ -137,9 +137,14 @@ class Settings(BaseSettings):
         description="patient-view also checks the patient's active MedicationRequests and "
         "ServiceRequests (warning-level order checks), for EHRs that fire only patient-view",
     )
+    explain_issuers: CommaList = Field(
+        default_factory=list,
+        description="JWT issuers (iss) whose calls may ask for explain mode (?explain=true); "
+        "always allowed in demo mode",
+    )
     plan: PlanSettings = Field(default_factory=PlanSettings, description="the contract's site thresholds")
 
-    @field_validator("fhir_allowlist", "cors_origins", mode="before")
+    @field_validator("fhir_allowlist", "cors_origins", "explain_issuers", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):

@@ -54,6 +54,7 @@ class Msg(StrEnum):
     INVALID_FEEDBACK = "OICDS-H430"
     INVALID_QUERY = "OICDS-H440"
     UNAUTHORIZED = "OICDS-H460"
+    EXPLAIN_NOT_ALLOWED = "OICDS-H461"  # explain mode asked by a caller the operator does not trust
     NOT_FOUND = "OICDS-H470"
     UNKNOWN_SERVICE = "OICDS-H471"
     METHOD_NOT_ALLOWED = "OICDS-H472"
@@ -111,6 +112,10 @@ class Unauthorized(CdsError):
         challenge = f'Bearer error="invalid_token", error_description="{reason}"'
         metrics.JWT_REJECTED.labels(reason).inc()
         super().__init__(f"unauthorized: {reason}", headers={"WWW-Authenticate": challenge})
+
+
+class Forbidden(CdsError):
+    status, code, msg = 403, "forbidden", Msg.BAD_REQUEST
 
 
 class PreconditionFailed(CdsError):

@@ -19,9 +19,20 @@ from services.plan_builder.types import JSON
 
 if TYPE_CHECKING:
     from services.cds_hooks.fhir_client import FhirClient
-    from services.cds_hooks.prefetch import PrefetchKey
-    from services.plan_builder import Knowledge, Planner
+    from services.cds_hooks.prefetch import PatientData, PrefetchKey
+    from services.plan_builder import Knowledge, Planner, PlanResult
     from services.plan_builder.orders import OrderChecker
+
+
+@dataclass
+class Trace:
+    """What explain mode reports about one call, filled in by the hook as it runs (only when
+    explain mode is on: the hot path never builds one)."""
+
+    data: PatientData | None = None
+    result: PlanResult | None = None
+    orders: list[JSON] = field(default_factory=list)  # explain_orders entries
+    timings: dict[str, float] = field(default_factory=dict)  # milliseconds by step
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,7 @@ class HookEnv:
     review_active_orders: bool = True  # OI_CDS_REVIEW_ACTIVE_ORDERS
     quiet_when_current: bool = False  # OI_CDS_QUIET_WHEN_CURRENT
     budget: Budget = field(default_factory=Budget)  # how the fallback may use the FHIR server
+    trace: Trace | None = None  # explain mode: this call's trace
 
 
 Handler = Callable[[HookRequest, Any, date, HookEnv], Awaitable[list[JSON]]]

@@ -63,6 +63,14 @@ def test_try_it_page(browser: Any, service: str) -> None:
     assert "**" not in summary.locator(".detail").inner_text()
     assert page.locator(".card.warning[data-topic=fracture-care]").count() == 1
     assert "OI management summary" in summary.locator(".source").inner_text()
+    # explain mode (demo mode allows it): the rules that fired are shown as true, with why
+    page.wait_for_selector("#explain-section:not([hidden])")
+    fired = page.locator("#explain td.true").all_inner_texts()
+    assert fired
+    assert set(fired) == {"true"}
+    rows = page.locator("#explain table.why").nth(1).locator("tr").all_inner_texts()
+    assert any(r.startswith("fracture-care") and "true" in r for r in rows)
+    assert any("from" in r for r in page.locator("#explain table.why").first.locator("tr").all_inner_texts())
 
     before = _feedback_total(service)
     summary.locator("button.suggestion").click()
@@ -84,6 +92,9 @@ def test_try_it_page(browser: Any, service: str) -> None:
     page.select_option("#order", label="calcitonin")
     page.click("#order-sign")
     page.wait_for_selector(".card[data-topic=order-no-or-mixed-evidence]")
+    page.wait_for_function(
+        "document.querySelector('#explain').textContent.includes('card order-no-or-mixed-evidence')"
+    )
     if os.environ.get("OI_CDS_SCREENSHOTS"):
         page.screenshot(path=str(SHOTS / "try-it-order-sign.png"), full_page=True)
     assert errors == []

@@ -7,7 +7,7 @@ from datetime import date
 
 from services.cds_hooks.cards import order_cards
 from services.cds_hooks.errors import BadRequest, Msg, PayloadTooLarge
-from services.cds_hooks.hooks.common import plan_for
+from services.cds_hooks.hooks.common import plan_for, trace_orders
 from services.cds_hooks.models import HookRequest
 from services.cds_hooks.service import HookEnv
 from services.plan_builder.errors import reading
@@ -39,5 +39,7 @@ async def check_orders(
     data, result = await plan_for(request, at, env, careplan=False)
     # a draft's Medication may be contained, in draftOrders, or in the record
     medications = index_medications([*data.resources, *drafts])
-    findings = env.checker.check(list(orders), result.facts, medications)
+    orders = list(orders)
+    findings = env.checker.check(orders, result.facts, medications)
+    trace_orders(env, orders, result.facts, medications, "draft order")
     return order_cards(findings, result.keys, f"Patient/{request.context['patientId']}")

@@ -6,7 +6,7 @@ from datetime import date
 from typing import Any
 
 from services.cds_hooks.cards import active_order_cards, patient_view_cards
-from services.cds_hooks.hooks.common import plan_for
+from services.cds_hooks.hooks.common import plan_for, trace_orders
 from services.cds_hooks.models import HookRequest, PatientViewContext
 from services.cds_hooks.prefetch import PatientData
 from services.cds_hooks.service import USAGE, HookEnv, ServiceDefinition
@@ -17,6 +17,7 @@ from services.plan_builder.orders import OrderFinding
 from services.plan_builder.structural import validate_resource
 from services.plan_builder.types import JSON
 
+REVIEWED = frozenset({"warning"})  # active orders: only warnings (info belongs to ordering time)
 QUIET_EXTENSION = "org.example.oi-cds.quiet"  # true / false: overrides OI_CDS_QUIET_WHEN_CURRENT
 
 
@@ -53,8 +54,10 @@ def review_active_orders(
         except PlanInputError:
             # one unreadable order must not withhold the plan: said on the card instead
             unchecked.append(f"an active {order.get('resourceType')} is not usable FHIR; not checked")
-    findings = env.checker.check(orders, result.facts, index_medications(data.resources))
-    return [f for f in findings if f.indicator == "warning"]
+    medications = index_medications(data.resources)
+    findings = env.checker.check(orders, result.facts, medications)
+    trace_orders(env, orders, result.facts, medications, "active order", REVIEWED)
+    return [f for f in findings if f.indicator in REVIEWED]
 
 
 SERVICE = ServiceDefinition(

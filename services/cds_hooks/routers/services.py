@@ -10,14 +10,14 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
-from services.cds_hooks import metrics
+from services.cds_hooks import explain, metrics
 from services.cds_hooks.body import json_object, read_json
 from services.cds_hooks.cards import could_not_run_card
 from services.cds_hooks.deps import RegistryDep, ServicesDep
 from services.cds_hooks.errors import BadRequest, Msg, NotFound, PreconditionFailed
 from services.cds_hooks.examples import HOOK_OPENAPI
 from services.cds_hooks.models import CdsResponse, Discovery, HookRequest
-from services.cds_hooks.service import ServiceDefinition
+from services.cds_hooks.service import ServiceDefinition, Trace
 from services.plan_builder.errors import first_problem
 
 router = APIRouter(tags=["CDS Hooks"])
@@ -84,6 +84,9 @@ async def call_service(service_id: str, request: Request, deps: ServicesDep) -> 
         raise BadRequest(first_error(exc, "invalid context"), msg=Msg.INVALID_CONTEXT) from exc
     at = deps.settings.today()
     env = deps.env
+    if explain.asked(request):
+        explain.allow(request, deps.settings)
+        env = replace(env, trace=Trace())
     if deps.settings.demo and hook_request.fhirServer:
         # the demo FHIR server is allow-listed under whatever host the service is reached by
         env = replace(
@@ -92,8 +95,8 @@ async def call_service(service_id: str, request: Request, deps: ServicesDep) -> 
     try:
         # a slow FHIR server never holds the call past its deadline (a timeout scope: no extra
         # task per call, unlike wait_for)
+        started = time.monotonic()
         try:
-            started = time.monotonic()
             async with asyncio.timeout(deps.settings.hook_deadline_s):
                 cards = await service.handler(hook_request, context, at, env)
             if time.monotonic() - started > deps.settings.hook_deadline_s:
@@ -117,4 +120,7 @@ async def call_service(service_id: str, request: Request, deps: ServicesDep) -> 
         cards = [could_not_run_card(exc.diagnostics)]
     for card in cards:
         metrics.CARDS.labels(service.id, card["source"]["topic"]["code"]).inc()
+    if env.trace is not None:
+        why = explain.explanation(hook_request, env, env.trace, (time.monotonic() - started) * 1000)
+        return json_response({"cards": cards, "extension": {explain.EXTENSION: why}})
     return json_response({"cards": cards})
