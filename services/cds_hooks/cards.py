@@ -11,7 +11,7 @@ from typing import Any
 from services.cds_hooks import card_ids
 from services.plan_builder.canonical import RECOMMENDATION_SYSTEM
 from services.plan_builder.careplan import plan_on_file
-from services.plan_builder.engine import Alternative
+from services.plan_builder.engine import REMOVE_DRAFT, CardOffers
 from services.plan_builder.orders import OrderFinding
 from services.plan_builder.proposals import proposal, proposed_text
 from services.plan_builder.results import PlanResult, Recommendation
@@ -179,11 +179,11 @@ def patient_view_cards(
 
 
 def _alternative_suggestions(
-    alternatives: Sequence[Alternative], keys: frozenset[str], order: JSON, patient_ref: str
+    offers: CardOffers, keys: frozenset[str], order: JSON, patient_ref: str
 ) -> list[JSON]:
     out = []
     order_ref = _order_ref(order)
-    for alt in alternatives:
+    for alt in offers.alternatives:
         if alt.when_recommended is not None and alt.when_recommended not in keys:
             continue
         actions = [
@@ -197,7 +197,14 @@ def _alternative_suggestions(
         ]
         if alt.replaces_order and order_ref:
             actions.insert(0, _remove(order_ref))
-        out.append(_suggestion(label=alt.definition["title"], uuid=new_uuid(), actions=actions))
+        out.append(
+            _suggestion(
+                label=alt.definition["title"],
+                uuid=new_uuid(),
+                isRecommended=offers.recommended(alt.definition["id"]),
+                actions=actions,
+            )
+        )
     return out
 
 
@@ -227,9 +234,14 @@ def order_cards(findings: Sequence[OrderFinding], plan_keys: Sequence[str], pati
         suggestions: list[JSON] = []
         if offers.offers_removal and order_ref:
             suggestions.append(
-                _suggestion(label="Remove this draft order", uuid=new_uuid(), actions=[_remove(order_ref)])
+                _suggestion(
+                    label="Remove this draft order",
+                    uuid=new_uuid(),
+                    isRecommended=offers.recommended(REMOVE_DRAFT),
+                    actions=[_remove(order_ref)],
+                )
             )
-        suggestions.extend(_alternative_suggestions(offers.alternatives, keys, finding.order, patient_ref))
+        suggestions.extend(_alternative_suggestions(offers, keys, finding.order, patient_ref))
         cards.append(_order_card(finding, f"OI: {finding.recommendation.title}", [], suggestions))
     return cards
 

@@ -27,6 +27,8 @@ EXT_OVERRIDE_REASONS = EXT + "cds-card-override-reasons"
 EXT_OFFERS_REMOVAL = EXT + "cds-card-offers-removal"
 EXT_ALTERNATIVE = EXT + "cds-card-alternative"
 EXT_NOTE = EXT + "cds-card-note"
+EXT_PREFERRED = EXT + "cds-card-preferred-suggestion"
+REMOVE_DRAFT = "remove-draft"  # EXT_PREFERRED's code for the suggestion that removes the draft
 PROPOSABLE = frozenset({"MedicationRequest", "ServiceRequest"})  # what an alternative may propose
 _VARIABLE = re.compile(r"%([A-Za-z_]\w*)(?:\.([A-Za-z_]\w*))?")
 _CACHE_LIMIT = 65_536
@@ -53,6 +55,12 @@ class CardOffers:
     offers_removal: bool = False
     alternatives: tuple[Alternative, ...] = ()
     note: str | None = None
+    preferred: str | None = None  # REMOVE_DRAFT or an alternative's ActivityDefinition id
+
+    def recommended(self, suggestion: str) -> bool | None:
+        """isRecommended for one suggestion (REMOVE_DRAFT or an ActivityDefinition id); None
+        (omitted) for the others."""
+        return True if self.preferred is not None and suggestion == self.preferred else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +223,7 @@ def _card_offers(extensions: list[JSON], resources: Mapping[str, JSON], where: s
     reasons = None
     removal = False
     note = None
+    preferred = None
     alternatives: list[Alternative] = []
     for ext in extensions:
         url = ext.get("url")
@@ -224,6 +233,8 @@ def _card_offers(extensions: list[JSON], resources: Mapping[str, JSON], where: s
             removal = ext.get("valueBoolean") is True
         elif url == EXT_NOTE:
             note = ext.get("valueMarkdown")
+        elif url == EXT_PREFERRED:
+            preferred = ext.get("valueCode")
         elif url == EXT_ALTERNATIVE:
             parts = {e.get("url"): e for e in ext.get("extension", [])}
             definition = _resolve((parts.get("definition") or {}).get("valueCanonical"), resources, where)
@@ -240,4 +251,7 @@ def _card_offers(extensions: list[JSON], resources: Mapping[str, JSON], where: s
                     (parts.get("replacesOrder") or {}).get("valueBoolean") is True,
                 )
             )
-    return CardOffers(reasons, removal, tuple(alternatives), note)
+    offered = {a.definition.get("id") for a in alternatives} | ({REMOVE_DRAFT} if removal else set())
+    if preferred is not None and preferred not in offered:
+        raise PlanCompileError(f"{where}: the preferred suggestion {preferred!r} is not one the card offers")
+    return CardOffers(reasons, removal, tuple(alternatives), note, preferred)

@@ -12,6 +12,7 @@ import pytest
 
 from services.cds_hooks.cards import order_cards
 from services.plan_builder import Planner, load_knowledge
+from services.plan_builder.engine import PlanCompileError
 from services.plan_builder.knowledge import default_profiles_dir
 from services.plan_builder.orders import OrderChecker
 from tests.cds_hooks.cds_rules import assert_conformant_response
@@ -130,6 +131,7 @@ def test_a_mismatched_rod_is_replaced_by_the_other_at_the_same_site(
     assert_conformant_response({"cards": [card]})
     assert card["source"]["topic"]["code"] == "order-rod-type-mismatch"
     (suggestion,) = card["suggestions"]
+    assert suggestion["isRecommended"] is True  # the contract's advice: the other rod type
     remove, create = suggestion["actions"]
     assert remove == {
         "type": "delete",
@@ -145,3 +147,33 @@ def test_a_mismatched_rod_is_replaced_by_the_other_at_the_same_site(
     assert resource["instantiatesCanonical"] == [
         f"https://oi-cds.example.org/ActivityDefinition/propose-{proposed}|1.0.0"
     ]
+
+
+@pytest.mark.parametrize(
+    ("drug", "recommended"),
+    [
+        ("denosumab", "Remove this draft order"),  # not approved for OI
+        ("romosozumab", "Remove this draft order"),  # investigational
+        ("calcitonin", None),  # no or mixed evidence: never removed, no bisphosphonate preferred
+    ],
+)
+def test_the_preferred_suggestion_is_recommended(drug: str, recommended: str | None) -> None:
+    (card,) = _cards(None, drug)
+    marked = [s["label"] for s in card["suggestions"] if s.get("isRecommended")]
+    assert marked == ([recommended] if recommended else [])
+    assert len(card["suggestions"]) >= 2  # the bisphosphonate suggestions stay offered
+
+
+def test_a_preferred_suggestion_the_card_does_not_offer_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "k"
+    shutil.copytree(default_profiles_dir(), folder)
+    path = folder / "PlanDefinition-oi-order-checks.json"
+    plan = json.loads(path.read_text())
+    action = next(a for a in plan["action"] if a["id"] == "order-not-approved")
+    pref = next(e for e in action["extension"] if e["url"].endswith("cds-card-preferred-suggestion"))
+    pref["valueCode"] = "propose-rod-telescoping"
+    path.write_text(json.dumps(plan))
+    with pytest.raises(
+        PlanCompileError, match="preferred suggestion 'propose-rod-telescoping' is not one the card offers"
+    ):
+        load_knowledge(folder)
