@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test browser docker-engine local-images compose-test lint format typecheck bench bench-load examples clean
+.PHONY: run test rulebook browser docker-engine local-images compose-test lint format typecheck bench bench-load examples clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,16 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	OI_CDS_DEMO=true $(BIN)/oi-cds serve --host $(HOST) --port $(PORT)
 
-# Debian's Chromium for the browser test (as root, where missing); without it that test skips.
+# The rule book for a CDS committee: build/rulebook/rulebook.html and .pdf (docs/rulebook.md).
+rulebook: $(STAMP) browser
+	$(BIN)/oi-cds rulebook --out build/rulebook
+
+# Debian's Chromium (the browser test, the rule book's PDF), Graphviz (its diagram) and
+# poppler-utils (reading the PDF back), as root where missing; without them those tests skip.
 browser:
-	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || echo "chromium could not be installed: the browser test will skip"
+	@command -v chromium >/dev/null && command -v dot >/dev/null && command -v pdftoppm >/dev/null \
+	  || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium graphviz poppler-utils >/dev/null; } \
+	  || echo "chromium, graphviz or poppler-utils could not be installed: the browser and rule-book PDF tests will skip"
 
 # A Docker engine for the compose test (as root, where missing: Debian's docker.io, docker-compose
 # and debootstrap; dockerd started when not running). Without one, that test skips.

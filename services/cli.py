@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 import uuid
@@ -55,6 +56,23 @@ def _parser() -> argparse.ArgumentParser:
         help="check a site directory of ConceptMaps (OI_CDS_SITE_DIR) and say what it maps",
     )
     site.add_argument("dir", type=Path, help="the site directory")
+    book = sub.add_parser(
+        "rulebook",
+        help="write the rule book (HTML and PDF) of the knowledge for a CDS committee",
+        description="Generate the rule book from the knowledge artifacts, the site thresholds "
+        "(OI_CDS_PLAN__*) and, in a source checkout, the example patients: rulebook.html and "
+        "rulebook.pdf (headless Chromium) in --out.",
+    )
+    book.add_argument("--out", type=Path, required=True, help="folder for rulebook.html and rulebook.pdf")
+    book.add_argument(
+        "--knowledge",
+        type=Path,
+        help="fhir_profiles folder (default: OI_CDS_KNOWLEDGE_DIR or the packaged one)",
+    )
+    book.add_argument(
+        "--previous", type=Path, help="the previous knowledge folder: list what changed artifact by artifact"
+    )
+    book.add_argument("--no-pdf", action="store_true", help="write the HTML only")
     serve = sub.add_parser("serve", help="run the CDS Hooks service (uvicorn)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -313,6 +331,41 @@ def run_dev_token(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     return 0
 
 
+def run_rulebook(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    from services import rulebook
+    from services.plan_builder import load_knowledge
+    from services.plan_builder.errors import KnowledgeError
+    from services.rulebook.pdf import browser, print_pdf
+
+    settings = _settings_or_fail(err)
+    if settings is None:
+        return 2
+    executable = None if args.no_pdf else browser()
+    if not args.no_pdf and executable is None:
+        return _fail(
+            "no Chromium to print the PDF with: install chromium, or pass --no-pdf", err, "not-supported"
+        )
+    try:
+        knowledge = load_knowledge(args.knowledge or settings.knowledge_dir, site_dir=settings.site_dir)
+        book = rulebook.build(knowledge, settings.plan, rulebook.Sources(previous=args.previous))
+    except KnowledgeError as exc:
+        return _fail(f"the rule book cannot be built: {exc}", err, "invalid")
+    args.out.mkdir(parents=True, exist_ok=True)
+    html = args.out / "rulebook.html"
+    html.write_text(rulebook.render_html(book, settings.today().isoformat()), encoding="utf-8")
+    out.write(f"wrote {html}\n")
+    if executable is not None:
+        try:
+            print_pdf(html, args.out / "rulebook.pdf", executable)
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            return _fail(f"the PDF was not written: {exc}", err, "exception")
+        out.write(f"wrote {args.out / 'rulebook.pdf'}\n")
+    failing = [x.id for x in book.examples or () if not x.passed]
+    if failing:
+        err.write(f"example patients failing now: {', '.join(failing)} (shown in the book)\n")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "plan":
@@ -327,6 +380,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_dev_token(args, sys.stdout, sys.stderr)
     if args.command == "check-site":
         return run_check_site(args, sys.stdout, sys.stderr)
+    if args.command == "rulebook":
+        return run_rulebook(args, sys.stdout, sys.stderr)
     if args.command == "settings-table":
         print(settings_table())
         return 0

@@ -48,3 +48,9 @@ def test_settings_read_a_dotenv_file(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("OI_CDS_FHIR_ALLOWLIST", "ftp://nope")
     with pytest.raises(ValueError, match="absolute http"):
         Settings()
+
+
+def test_the_card_icon_is_the_one_tools_make_icon_draws() -> None:
+    from tools.make_icon import OUT, png
+
+    assert OUT.read_bytes() == png()  # regenerate with `python -m tools.make_icon`, never by hand

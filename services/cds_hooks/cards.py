@@ -294,3 +294,17 @@ def _order_label(order: JSON) -> str:
         text = str((order["medicationReference"] or {}).get("display") or "a referenced medication")
     ref = _order_ref(order)
     return f"{text or order['resourceType']}" + (f" ({ref})" if ref else "")
+
+
+def link_rule_book(cards: Sequence[JSON], base: str) -> None:
+    """Each card's source points at its rule in the rule book (/knowledge#<topic>), with the
+    service's icon, and carries the same link for EHRs that show links but not source.url."""
+    icon = f"{base}/static/icon.png"
+    for card in cards:
+        source = card["source"]
+        url = f"{base}/knowledge#{source['topic']['code']}"
+        source["url"] = url
+        source["icon"] = icon
+        card["links"] = [
+            _wire(label="Rule book: this rule, its evidence and codes", url=url, type="absolute")
+        ]

@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     jwks_cache_ttl_s: int = Field(3600, gt=0, description="how long a fetched JWKS is trusted, seconds")
     redis_url: str | None = Field(None, description="Redis for the JWT replay cache (else the database)")
     metrics_open: bool = Field(False, description="serve /metrics without a JWT (a private scrape network)")
+    knowledge_open: bool = Field(
+        False,
+        description="serve the rule book (/knowledge, no patient data) without a JWT, for clinicians "
+        "following a card's link",
+    )
     max_concurrent_hooks: int = Field(
         32, gt=0, description="hook calls in progress per worker; beyond it 503 with Retry-After"
     )

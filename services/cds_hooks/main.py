@@ -28,7 +28,17 @@ from services.cds_hooks.logs import RequestLog
 from services.cds_hooks.models import HookRequest
 from services.cds_hooks.prefetch import Budget, prefetch_keys, templates
 from services.cds_hooks.registry import registry
-from services.cds_hooks.routers import admin, demo_fhir, feedback, fhir, health, observe, services, tryit
+from services.cds_hooks.routers import (
+    admin,
+    demo_fhir,
+    feedback,
+    fhir,
+    health,
+    observe,
+    rulebook,
+    services,
+    tryit,
+)
 from services.cds_hooks.service import HookEnv
 from services.cds_hooks.store import FeedbackStore
 from services.plan_builder import Planner, load_knowledge
@@ -151,6 +161,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     protected = [Depends(require_jwt)] if settings.auth_required else []
     for router in (services.router, feedback.router, admin.router, fhir.router):
         app.include_router(router, dependencies=protected)
+    # the rule book holds no patient data: a site may open it to clinicians following card links
+    app.include_router(rulebook.router, dependencies=[] if settings.knowledge_open else protected)
+    app.include_router(rulebook.public)
     if settings.demo:
         app.state.demo = DemoStore(settings.today())
         app.include_router(demo_fhir.router)

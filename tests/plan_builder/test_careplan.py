@@ -51,7 +51,7 @@ def test_careplan_shape(planner: Planner) -> None:
     assert careplan["subject"] == {"reference": "Patient/kid"}
     assert careplan["created"] == "2026-06-01"
     assert careplan["instantiatesCanonical"] == [
-        "https://oi-cds.example.org/PlanDefinition/oi-management|1.1.0"
+        "https://oi-cds.example.org/PlanDefinition/oi-management|1.1.1"
     ]
     by_key = {a["detail"]["code"]["coding"][0]["code"]: a["detail"] for a in careplan["activity"]}
     assert set(by_key) == set(result.keys)

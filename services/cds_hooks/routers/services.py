@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from services.cds_hooks import explain, metrics
 from services.cds_hooks.body import json_object, read_json
-from services.cds_hooks.cards import could_not_run_card
+from services.cds_hooks.cards import could_not_run_card, link_rule_book
 from services.cds_hooks.deps import RegistryDep, ServicesDep
 from services.cds_hooks.errors import BadRequest, Msg, NotFound, PreconditionFailed
 from services.cds_hooks.examples import HOOK_OPENAPI
@@ -120,6 +120,8 @@ async def call_service(service_id: str, request: Request, deps: ServicesDep) -> 
         cards = [could_not_run_card(exc.diagnostics)]
     for card in cards:
         metrics.CARDS.labels(service.id, card["source"]["topic"]["code"]).inc()
+    # absolute links: the public base URL when set (behind a proxy), else the URL called
+    link_rule_book(cards, (deps.settings.public_base_url or str(request.base_url)).rstrip("/"))
     if env.trace is not None:
         why = explain.explanation(hook_request, env, env.trace, (time.monotonic() - started) * 1000)
         return json_response({"cards": cards, "extension": {explain.EXTENSION: why}})

@@ -77,6 +77,7 @@ class FactSpec:
     describe: Callable[[PatientFacts], str]  # this patient's value, for reasons and explanations
     observation: ObservationRead | None = None
     without_oi: Any = None  # its value for a patient with no OI Condition (nothing else is read)
+    settings: tuple[str, ...] = ()  # the PlanSettings thresholds it reads (for the rule book)
 
 
 def undecided(value: Tri, fact: str, cause: str, text: str) -> tuple[Missing, ...]:

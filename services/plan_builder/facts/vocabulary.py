@@ -97,6 +97,7 @@ def _finding_spec(name: str, value_set: str, label: str, description: str) -> Fa
     )
 
 
+MATURITY = ("maturity_age_female", "maturity_age_male", "maturity_age_other")
 AGE = "Patient.birthDate: age in whole years at the evaluation date (a partial date gives a range)"
 SPECS: tuple[FactSpec, ...] = (
     FactSpec(
@@ -135,6 +136,7 @@ SPECS: tuple[FactSpec, ...] = (
         p.read_skeletally_immature,
         _describe_maturity,
         ObservationRead("skeletal maturity (observed; else from age)", o.VS_MATURITY, o.VS_MATURITY_VALUE),
+        settings=MATURITY,
     ),
     FactSpec(
         "youngAdult",
@@ -143,6 +145,7 @@ SPECS: tuple[FactSpec, ...] = (
         (o.VS_MATURITY, o.VS_MATURITY_VALUE),
         p.read_young_adult,
         _describe_young_adult,
+        settings=(*MATURITY, "young_adult_age_limit"),
     ),
     FactSpec(
         "recentLongBoneFracture",
@@ -153,6 +156,7 @@ SPECS: tuple[FactSpec, ...] = (
         c.read_recent_fracture,
         _describe_recent,
         without_oi=False,
+        settings=("recent_fracture_days",),
     ),
     FactSpec(
         "recurrentLongBoneFractures",
@@ -163,6 +167,7 @@ SPECS: tuple[FactSpec, ...] = (
         c.read_recurrent_fractures,
         _describe_recurrent,
         without_oi=False,
+        settings=("recurrent_fracture_count", "recurrent_window_months"),
     ),
     _finding_spec(
         "longBoneBowing",
@@ -194,6 +199,7 @@ SPECS: tuple[FactSpec, ...] = (
         o.read_functional_status,
         lambda f: f"functional status {f.functional_status or 'unknown'}",
         ObservationRead("functional status (ambulatory status)", o.VS_AMBULATORY, o.VS_AMBULATORY_VALUE),
+        settings=("functional_status_max_age_months",),
     ),
     FactSpec(
         "activeBisphosphonate",
@@ -204,6 +210,7 @@ SPECS: tuple[FactSpec, ...] = (
         m.read_active_bisphosphonate,
         lambda f: _BISPHOSPHONATE[f.active_bisphosphonate],
         without_oi=False,
+        settings=("bisphosphonate_completed_window_months",),
     ),
     FactSpec(
         "boneSize",
@@ -215,6 +222,7 @@ SPECS: tuple[FactSpec, ...] = (
         _describe_bone_size,
         ObservationRead("bone size (medullary canal diameter)", o.VS_CANAL, None),
         without_oi="unknown",
+        settings=("smallest_telescoping_rod_mm",),
     ),
     FactSpec(
         "missingFacts",
