@@ -142,6 +142,23 @@ class Settings(BaseSettings):
         description="patient-view also checks the patient's active MedicationRequests and "
         "ServiceRequests (warning-level order checks), for EHRs that fire only patient-view",
     )
+    mode: Literal["live", "shadow"] = Field(
+        "live",
+        description="live, or shadow: evaluate every call, answer no cards (except to the pilot users) "
+        "and record what would have been shown, for the go-live report at /admin/shadow",
+    )
+    shadow_pilot_users: CommaList = Field(
+        default_factory=list,
+        description="shadow mode: context.userId values (e.g. Practitioner/123) that do get the cards",
+    )
+    shadow_secret: SecretStr | None = Field(
+        None,
+        description="key of the HMAC that stands for the patient id in shadow records; default: one made "
+        "once and kept in the database",
+    )
+    events_flush_s: float = Field(
+        5.0, gt=0, description="cards-shown counts and shadow records are written to the database this often"
+    )
     explain_issuers: CommaList = Field(
         default_factory=list,
         description="JWT issuers (iss) whose calls may ask for explain mode (?explain=true); "
@@ -149,7 +166,7 @@ class Settings(BaseSettings):
     )
     plan: PlanSettings = Field(default_factory=PlanSettings, description="the contract's site thresholds")
 
-    @field_validator("fhir_allowlist", "cors_origins", "explain_issuers", mode="before")
+    @field_validator("fhir_allowlist", "cors_origins", "explain_issuers", "shadow_pilot_users", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):

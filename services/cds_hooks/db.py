@@ -11,6 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import (
     Boolean,
     Column,
+    Date,
     DateTime,
     Engine,
     Integer,
@@ -53,6 +54,33 @@ jwt_replay = Table(
     metadata,
     Column("jti_key", String(512), primary_key=True),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+
+# Cards the service returned, counted per day (no patient data): "shown" for the analytics;
+# mode "shadow" counts what shadow mode would have shown.
+card_counts = Table(
+    "card_counts",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("service_id", String(64), primary_key=True),
+    Column("recommendation_key", String(64), primary_key=True),
+    Column("mode", String(16), primary_key=True),
+    Column("count", Integer, nullable=False),
+)
+
+# Shadow mode: one row per recommendation that would have been shown (and one "call" row per
+# hook call), with the patient id as an HMAC under the site's secret: how often per patient,
+# never who.
+shadow_events = Table(
+    "shadow_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("day", Date, nullable=False),
+    Column("service_id", String(64), nullable=False),
+    Column("recommendation_key", String(64), nullable=False),
+    Column("indicator", String(16), nullable=True),
+    Column("patient_hash", String(64), nullable=False),
 )
 
 

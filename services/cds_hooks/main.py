@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from services.cds_hooks.config import Settings
 from services.cds_hooks.db import installation_secret, make_engine, migrate, schema_current
 from services.cds_hooks.demo import DemoStore
 from services.cds_hooks.deps import require_jwt
+from services.cds_hooks.events import EventSink
 from services.cds_hooks.fhir_client import FhirClient
 from services.cds_hooks.hook_endpoint import HookEndpoint
 from services.cds_hooks.limits import HookAdmission
@@ -62,9 +64,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.database_url.startswith("sqlite"):
             migrate(settings.database_url)  # a shared database is migrated by `oi-cds migrate`
         engine = make_engine(settings.database_url)
+        migrated = await run_in_threadpool(schema_current, engine)
+        shadow_secret = (
+            settings.shadow_secret.get_secret_value().encode()
+            if settings.shadow_secret
+            else await run_in_threadpool(installation_secret, engine, "shadow-ids")
+            if migrated
+            else None
+        )
+        app.state.events = EventSink(engine, shadow_secret)
         if settings.card_secret:
             card_ids.configure(settings.card_secret.get_secret_value().encode())
-        elif await run_in_threadpool(schema_current, engine):
+        elif migrated:
             card_ids.configure(await run_in_threadpool(installation_secret, engine))
         else:
             # a shared database not yet migrated: /readyz answers 503 until `oi-cds migrate`,
@@ -104,9 +115,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             gc.freeze()
             if not settings.auth_required:
                 log.warning("OI-CDS: CDS Hooks JWT checks are OFF; any caller is trusted")
+            flusher = asyncio.create_task(app.state.events.run(settings.events_flush_s))
             try:
                 yield
             finally:
+                flusher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await flusher
                 if isinstance(replay, RedisReplayCache):
                     await replay.close()
                 engine.dispose()

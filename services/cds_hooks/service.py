@@ -33,6 +33,7 @@ class Trace:
     result: PlanResult | None = None
     orders: list[JSON] = field(default_factory=list)  # explain_orders entries
     timings: dict[str, float] = field(default_factory=dict)  # milliseconds by step
+    explain: bool = True  # False: shadow mode keeps only the result (what would have been shown)
 
 
 @dataclass(frozen=True)

@@ -48,5 +48,5 @@ def trace_orders(
     indicators: frozenset[str] | None = None,
 ) -> None:
     """Explain mode: every order-time check's outcome on these orders."""
-    if env.trace is not None:
+    if env.trace is not None and env.trace.explain:
         env.trace.orders += explain_orders(env.checker, orders, facts, medications, label, indicators)

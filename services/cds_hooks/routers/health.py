@@ -44,5 +44,8 @@ async def readyz(knowledge: KnowledgeDep, store: StoreDep, request: Request) -> 
     if getattr(request.app.state, "card_secret_pending", False):
         card_ids.configure(await run_in_threadpool(installation_secret, store.engine))
         request.app.state.card_secret_pending = False
+    events = request.app.state.events
+    if events.secret is None and request.app.state.settings.shadow_secret is None:
+        events.secret = await run_in_threadpool(installation_secret, store.engine, "shadow-ids")
     plan = knowledge.management
     return json_response({"status": "ready", "planDefinition": plan.canonical, "actions": len(plan.actions)})

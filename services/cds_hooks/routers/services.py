@@ -10,11 +10,12 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
-from services.cds_hooks import explain, metrics
+from services.cds_hooks import explain, metrics, shadow
 from services.cds_hooks.body import json_object, read_json
 from services.cds_hooks.cards import could_not_run_card, link_rule_book
 from services.cds_hooks.deps import RegistryDep, ServicesDep
 from services.cds_hooks.errors import BadRequest, Msg, NotFound, PreconditionFailed
+from services.cds_hooks.events import EventSink
 from services.cds_hooks.examples import HOOK_OPENAPI
 from services.cds_hooks.models import CdsResponse, Discovery, HookRequest
 from services.cds_hooks.service import ServiceDefinition, Trace
@@ -87,6 +88,8 @@ async def call_service(service_id: str, request: Request, deps: ServicesDep) -> 
     if explain.asked(request):
         explain.allow(request, deps.settings)
         env = replace(env, trace=Trace())
+    elif deps.settings.mode == "shadow":
+        env = replace(env, trace=Trace(explain=False))  # what would have been shown, by key
     if deps.settings.demo and hook_request.fhirServer:
         # the demo FHIR server is allow-listed under whatever host the service is reached by
         env = replace(
@@ -118,11 +121,16 @@ async def call_service(service_id: str, request: Request, deps: ServicesDep) -> 
         # Some EHR UIs (and the CDS Hooks Sandbox) show a failed service as "all clear":
         # a site may ask for a card that says the checks did not run instead.
         cards = [could_not_run_card(exc.diagnostics)]
-    for card in cards:
-        metrics.CARDS.labels(service.id, card["source"]["topic"]["code"]).inc()
+    events: EventSink = request.app.state.events
+    if deps.settings.mode == "shadow":
+        cards = shadow.answer(events, deps.settings, service.id, hook_request, at, env.trace, cards)
+    topics = [card["source"]["topic"]["code"] for card in cards]
+    events.shown(at, service.id, topics)
+    for topic in topics:
+        metrics.CARDS.labels(service.id, topic).inc()
     # absolute links: the public base URL when set (behind a proxy), else the URL called
     link_rule_book(cards, (deps.settings.public_base_url or str(request.base_url)).rstrip("/"))
-    if env.trace is not None:
+    if env.trace is not None and env.trace.explain:
         why = explain.explanation(hook_request, env, env.trace, (time.monotonic() - started) * 1000)
         return json_response({"cards": cards, "extension": {explain.EXTENSION: why}})
     return json_response({"cards": cards})
