@@ -148,3 +148,55 @@ def plan_folder(
         finally:
             db.close()
     return BulkResult(summary, files)
+
+
+def impact_folder(
+    folder: Path, before: Planner, after: Planner, at: date, with_ids: bool = False
+) -> dict[str, object]:
+    """Two knowledge versions over one cohort: per rule, the patients whose plan gains or loses
+    it (counts; the patient references only when asked). Unreadable patients are counted apart."""
+    gained: dict[str, list[str]] = {}
+    lost: dict[str, list[str]] = {}
+    patients = oi = changed = unreadable = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        db = sqlite3.connect(Path(tmp) / "index.sqlite3")
+        try:
+            _index(folder, db)
+            for group in _groups(db):
+                patients += 1
+                if group.problems:
+                    unreadable += 1
+                    continue
+                old = set(
+                    before.plan(
+                        group.patient, group.resources, at, patient_ref=group.ref, careplan=False
+                    ).keys
+                )
+                new = set(
+                    after.plan(group.patient, group.resources, at, patient_ref=group.ref, careplan=False).keys
+                )
+                oi += bool(old or new)
+                changed += old != new
+                for key in new - old:
+                    gained.setdefault(key, []).append(group.ref)
+                for key in old - new:
+                    lost.setdefault(key, []).append(group.ref)
+        finally:
+            db.close()
+    rules = []
+    for key in sorted(gained.keys() | lost.keys()):
+        row: dict[str, object] = {
+            "recommendation": key,
+            "gained": len(gained.get(key, [])),
+            "lost": len(lost.get(key, [])),
+        }
+        if with_ids:
+            row |= {"gainedBy": gained.get(key, []), "lostBy": lost.get(key, [])}
+        rules.append(row)
+    return {
+        "patients": patients,
+        "patientsWithAPlan": oi,
+        "plansChanged": changed,
+        "unreadable": unreadable,
+        "byRule": rules,
+    }

@@ -73,6 +73,19 @@ def _parser() -> argparse.ArgumentParser:
         "--previous", type=Path, help="the previous knowledge folder: list what changed artifact by artifact"
     )
     book.add_argument("--no-pdf", action="store_true", help="write the HTML only")
+    impact = sub.add_parser(
+        "impact",
+        help="run two knowledge versions over a cohort and list per rule whose plans change",
+        description="Plan every patient of an NDJSON folder with --from and with --to and print, per "
+        "recommendation, how many patients gain or lose it (JSON; patient references only with --ids).",
+    )
+    impact.add_argument("--from", dest="old", type=Path, required=True, help="the knowledge folder in force")
+    impact.add_argument("--to", dest="new", type=Path, required=True, help="the knowledge folder to release")
+    impact.add_argument(
+        "--ndjson-dir", type=Path, required=True, help="the cohort (a Bulk Data export folder)"
+    )
+    impact.add_argument("--at", type=_date, help="evaluation date (default: today in OI_CDS_TIMEZONE)")
+    impact.add_argument("--ids", action="store_true", help="also list the patient references per rule")
     serve = sub.add_parser("serve", help="run the CDS Hooks service (uvicorn)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -331,6 +344,28 @@ def run_dev_token(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     return 0
 
 
+def run_impact(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    from services.bulk import impact_folder
+    from services.plan_builder import Planner, load_knowledge
+    from services.plan_builder.errors import KnowledgeError
+
+    settings = _settings_or_fail(err)
+    if settings is None:
+        return 2
+    if not args.ndjson_dir.is_dir() or not any(args.ndjson_dir.glob("*.ndjson")):
+        return _fail(f"{args.ndjson_dir} is not a folder of .ndjson files", err, "not-found")
+    try:
+        before, after = (
+            Planner(load_knowledge(folder, site_dir=settings.site_dir), settings.plan)
+            for folder in (args.old, args.new)
+        )
+    except KnowledgeError as exc:
+        return _fail(f"a knowledge folder cannot be loaded: {exc}", err, "invalid")
+    report = impact_folder(args.ndjson_dir, before, after, args.at or settings.today(), with_ids=args.ids)
+    out.write(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
 def run_rulebook(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from services import rulebook
     from services.plan_builder import load_knowledge
@@ -380,6 +415,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_dev_token(args, sys.stdout, sys.stderr)
     if args.command == "check-site":
         return run_check_site(args, sys.stdout, sys.stderr)
+    if args.command == "impact":
+        return run_impact(args, sys.stdout, sys.stderr)
     if args.command == "rulebook":
         return run_rulebook(args, sys.stdout, sys.stderr)
     if args.command == "settings-table":
