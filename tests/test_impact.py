@@ -18,27 +18,15 @@ from tests.test_bulk import EXAMPLE, _export
 AT = "2026-06-01"
 
 
-def _impact(tmp_path: Path, new: Path, *extra: str) -> dict[str, object]:
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "services.cli",
-            "impact",
-            "--from",
-            str(default_profiles_dir()),
-            "--to",
-            str(new),
-            "--ndjson-dir",
-            str(tmp_path / "export"),
-            "--at",
-            AT,
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", "impact", *args], capture_output=True, text=True, check=False
     )
+
+
+def _impact(tmp_path: Path, new: Path, *extra: str) -> dict[str, object]:
+    old = str(default_profiles_dir())
+    run = _run("--from", old, "--to", str(new), "--ndjson-dir", str(tmp_path / "export"), "--at", AT, *extra)
     assert run.returncode == 0, run.stderr
     report: dict[str, object] = json.loads(run.stdout)
     return report
@@ -81,22 +69,6 @@ def test_the_same_knowledge_changes_nothing(tmp_path: Path) -> None:
 
 def test_a_folder_without_ndjson_is_refused(tmp_path: Path) -> None:
     (tmp_path / "export").mkdir()
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "services.cli",
-            "impact",
-            "--from",
-            ".",
-            "--to",
-            ".",
-            "--ndjson-dir",
-            str(tmp_path / "export"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    run = _run("--from", ".", "--to", ".", "--ndjson-dir", str(tmp_path / "export"))
     assert run.returncode == 2
     assert "is not a folder of .ndjson files" in run.stderr

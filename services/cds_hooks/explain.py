@@ -26,7 +26,9 @@ _YES = frozenset({"1", "true", "yes"})
 
 
 def asked(request: Request) -> bool:
-    value = request.query_params.get("explain") or request.headers.get(HEADER)
+    # on every hook call: the query string is parsed only when there is one
+    query = request.query_params.get("explain") if request.scope.get("query_string") else None
+    value = query or request.headers.get(HEADER)
     return value is not None and value.strip().lower() in _YES
 
 
