@@ -44,6 +44,20 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--out", type=Path, help="with --ndjson-dir: folder for CarePlan.ndjson and OperationOutcome.ndjson"
     )
+    plan.add_argument(
+        "--engine",
+        choices=("sqlite", "dask"),
+        default="sqlite",
+        help="with --ndjson-dir: one process joining through an on-disk SQLite index (default), "
+        "or a Dask cluster (pip install 'oi-cds[dask]')",
+    )
+    plan.add_argument(
+        "--scheduler",
+        help="with --engine dask: the address of a running Dask scheduler (default: a local cluster)",
+    )
+    plan.add_argument(
+        "--workers", type=int, help="with --engine dask and no --scheduler: local worker processes"
+    )
     plan.add_argument("--at", type=_date, help="evaluation date (default: today in OI_CDS_TIMEZONE)")
     plan.add_argument("--strict", action="store_true", help="full FHIR R4 validation of every resource")
     plan.add_argument(
@@ -86,6 +100,36 @@ def _parser() -> argparse.ArgumentParser:
     )
     impact.add_argument("--at", type=_date, help="evaluation date (default: today in OI_CDS_TIMEZONE)")
     impact.add_argument("--ids", action="store_true", help="also list the patient references per rule")
+    export = sub.add_parser(
+        "export",
+        help="pull a FHIR Bulk Data export ($export) into a folder oi-cds plan --ndjson-dir reads",
+        description="Kick off $export (system, Group or Patient level) for what the knowledge reads, "
+        "poll its status, download the files in parallel (resumable: run again with the same --out) and "
+        "keep the server's error files in errors/. URLs the server returns (status, files, token "
+        "endpoint) are contacted only under --fhir-server, OI_CDS_FHIR_ALLOWLIST or --allow.",
+    )
+    export.add_argument("--fhir-server", required=True, help="the FHIR base URL")
+    level = export.add_mutually_exclusive_group()
+    level.add_argument("--group", help="Group-level export of this Group id")
+    level.add_argument("--patients", action="store_true", help="Patient-level export (all patients)")
+    export.add_argument("--out", type=Path, required=True, help="folder for the NDJSON files")
+    export.add_argument("--since", help="_since: only resources changed after this FHIR instant")
+    export.add_argument(
+        "--type", dest="types", help="comma-separated _type (default: what the knowledge reads)"
+    )
+    export.add_argument(
+        "--type-filter",
+        action="append",
+        default=None,
+        help="a _typeFilter query (repeatable; default: the knowledge's, as the hooks' prefetch)",
+    )
+    export.add_argument("--no-type-filter", action="store_true", help="send no _typeFilter")
+    export.add_argument("--client-id", help="SMART Backend Services client id (with --key)")
+    export.add_argument("--key", type=Path, help="the client's private key: a JWK or JWKS file (RS384/ES384)")
+    export.add_argument("--scope", default="system/*.read", help="scopes to ask the token endpoint for")
+    export.add_argument("--allow", action="append", default=[], help="another base URL files may come from")
+    export.add_argument("--parallel", type=int, default=4, help="downloads at a time")
+    export.add_argument("--max-wait", type=float, default=3600.0, help="seconds to wait for the export")
     serve = sub.add_parser("serve", help="run the CDS Hooks service (uvicorn)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -164,20 +208,52 @@ def run_plan(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 
 def _run_bulk(args: argparse.Namespace, settings: Settings, at: date, err: IO[str]) -> int:
-    from services.bulk import plan_folder
+    from services.gaps import write_report
     from services.plan_builder import Planner, load_knowledge
 
     if args.out is None:
         return _fail("--ndjson-dir needs --out", err, "required")
     if not args.ndjson_dir.is_dir() or not any(args.ndjson_dir.glob("*.ndjson")):
         return _fail(f"{args.ndjson_dir} is not a folder of .ndjson files", err, "not-found")
-    result = plan_folder(
-        args.ndjson_dir,
-        args.out,
-        Planner(load_knowledge(settings.knowledge_dir, site_dir=settings.site_dir), settings.plan),
-        at,
-        progress=err,
-    )
+    if args.out.resolve() == args.ndjson_dir.resolve():
+        return _fail("--out must not be the --ndjson-dir folder (the results would be read as input)", err)
+    if args.engine == "dask":
+        try:
+            from services.bulk_dask import KnowledgeArgs, plan_folder_dask
+        except ImportError as exc:
+            return _fail(
+                f"--engine dask needs the dask extra (pip install 'oi-cds[dask]'): {exc}",
+                err,
+                "not-supported",
+            )
+        kargs = KnowledgeArgs(
+            str(settings.knowledge_dir) if settings.knowledge_dir else None,
+            str(settings.site_dir) if settings.site_dir else None,
+            settings.plan.model_dump_json(),
+        )
+        try:
+            result = plan_folder_dask(
+                args.ndjson_dir,
+                args.out,
+                kargs,
+                at,
+                scheduler=args.scheduler,
+                workers=args.workers,
+                progress=err,
+            )
+        except OSError as exc:
+            return _fail(f"the Dask run failed: {exc}", err, "exception")
+    else:
+        from services.bulk import plan_folder
+
+        result = plan_folder(
+            args.ndjson_dir,
+            args.out,
+            Planner(load_knowledge(settings.knowledge_dir, site_dir=settings.site_dir), settings.plan),
+            at,
+            progress=err,
+        )
+    write_report(result.summary, args.out, at, args.engine)
     err.write(result.summary.line() + "\n")
     return 0
 
@@ -344,6 +420,80 @@ def run_dev_token(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     return 0
 
 
+def run_export(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    import asyncio
+
+    import httpx
+
+    from services.bulk_export import (
+        ClientKey,
+        Exporter,
+        ExportError,
+        ExportRequest,
+        Tokens,
+        knowledge_request,
+        server_types,
+        token_endpoint,
+    )
+    from services.cds_hooks.fhir_client import normalize_url
+    from services.plan_builder import load_knowledge
+
+    settings = _settings_or_fail(err)
+    if settings is None:
+        return 2
+    if (args.client_id is None) != (args.key is None):
+        return _fail("--client-id and --key go together (SMART Backend Services)", err, "required")
+    try:
+        server = normalize_url(args.fhir_server).rstrip("/")
+    except ValueError as exc:
+        return _fail(f"--fhir-server is not a plain http(s) URL: {exc}", err)
+
+    async def run() -> int:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0)) as http:
+            exporter = Exporter(
+                http,
+                [server, *settings.fhir_allowlist, *args.allow],
+                args.out,
+                parallel=max(1, args.parallel),
+                max_wait=args.max_wait,
+                progress=err,
+            )
+            if args.client_id:
+                key = ClientKey.from_file(args.client_id, args.key, args.scope)
+                exporter.tokens = Tokens(key, await token_endpoint(exporter, server))
+            level = {"group": args.group, "patient_level": args.patients, "since": args.since}
+            if args.types:
+                request = ExportRequest(server, types=tuple(t for t in args.types.split(",") if t), **level)
+            else:
+                knowledge = load_knowledge(settings.knowledge_dir, site_dir=settings.site_dir)
+                request = knowledge_request(knowledge, server, await server_types(exporter, server), **level)
+            if args.no_type_filter:
+                request = ExportRequest(**{**request.__dict__, "type_filters": ()})
+            elif args.type_filter is not None:
+                request = ExportRequest(**{**request.__dict__, "type_filters": tuple(args.type_filter)})
+            result = await exporter.run(request)
+            for note in result.notes:
+                err.write(note + "\n")
+            err.write(result.line() + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "out": str(args.out),
+                        "resources": result.resources(),
+                        "errors": result.error_issues,
+                        "transactionTime": result.transaction_time,
+                    }
+                )
+                + "\n"
+            )
+            return 0
+
+    try:
+        return asyncio.run(run())
+    except ExportError as exc:
+        return _fail(str(exc), err, exc.code)
+
+
 def run_impact(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from services.bulk import impact_folder
     from services.plan_builder import Planner, load_knowledge
@@ -415,6 +565,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_dev_token(args, sys.stdout, sys.stderr)
     if args.command == "check-site":
         return run_check_site(args, sys.stdout, sys.stderr)
+    if args.command == "export":
+        return run_export(args, sys.stdout, sys.stderr)
     if args.command == "impact":
         return run_impact(args, sys.stdout, sys.stderr)
     if args.command == "rulebook":

@@ -48,3 +48,37 @@ def load_vignettes() -> list[dict[str, Any]]:
 def vignette_bundle(vid: str) -> dict[str, Any]:
     bundle: dict[str, Any] = json.loads((VIGNETTES / "bundles" / f"{vid}.bundle.json").read_text())
     return bundle
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The async tests (anyio's plugin) run on asyncio, as uvicorn does."""
+    return "asyncio"
+
+
+def vignette_export_resources() -> list[dict[str, Any]]:
+    """Every vignette's resources as a Bulk Data export holds them: patients referred to as
+    Patient/<id> (the Bundles use urn:uuid fullUrls)."""
+    resources: list[dict[str, Any]] = []
+    for path in sorted((VIGNETTES / "bundles").glob("*.json")):
+        doc = json.loads(path.read_text())
+        text = json.dumps(doc)
+        for entry in doc["entry"]:
+            if entry["resource"]["resourceType"] == "Patient":
+                pid = entry["resource"]["id"]
+                text = text.replace(f'"urn:uuid:{pid}"', f'"Patient/{pid}"')
+        resources.extend(entry["resource"] for entry in json.loads(text)["entry"])
+    return resources
+
+
+def append_ndjson(path: Path, *lines: str) -> None:
+    with path.open("a") as fh:
+        for line in lines:
+            fh.write(line + "\n")
+
+
+def write_export(folder: Path, resources: list[dict[str, Any]]) -> None:
+    """One NDJSON file per resource type (appended to), as $export writes them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for resource in resources:
+        append_ndjson(folder / f"{resource['resourceType']}.ndjson", json.dumps(resource))

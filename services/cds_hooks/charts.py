@@ -47,3 +47,28 @@ def bars(title: str, categories: Sequence[str], series: Mapping[str, Sequence[in
         out.append(f'<text x="{x + 14}" y="{height - 5}">{escape(name)}</text>')
     out.append("</svg>")
     return "".join(out)
+
+
+def hbars(title: str, rows: Sequence[tuple[str, int]], series: str = "patients") -> str:
+    """One horizontal bar per row (long labels: recommendation keys, fact names), each with
+    data-series/data-category/data-value as in `bars`."""
+    label_w, bar_w, row_h, top = 300, 380, 22, 28
+    width, height = label_w + bar_w + 60, top + row_h * max(1, len(rows)) + 8
+    peak = max([1, *(v for _, v in rows)])
+    out = [
+        f'<svg class="chart" role="img" aria-label="{escape(title)}" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg" font-family="Helvetica" font-size="11">',
+        f'<text x="0" y="16" font-size="13" font-weight="bold">{escape(title)}</text>',
+    ]
+    for i, (category, value) in enumerate(rows):
+        y = top + i * row_h
+        w = bar_w * value / peak
+        out.append(f'<text x="{label_w - 6}" y="{y + 14}" text-anchor="end">{escape(category)}</text>')
+        out.append(
+            f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{row_h - 6}" fill="{PALETTE[0]}" '
+            f'data-series="{escape(series)}" data-category="{escape(category)}" data-value="{value}">'
+            f"<title>{escape(category)}: {value}</title></rect>"
+        )
+        out.append(f'<text x="{label_w + w + 4:.1f}" y="{y + 14}">{value}</text>')
+    out.append("</svg>")
+    return "".join(out)

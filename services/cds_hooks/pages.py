@@ -14,14 +14,14 @@ th, td { border: 1px solid #cbd5e0; padding: 3px 8px; text-align: left; } th { b
 td.n { text-align: right; font-variant-numeric: tabular-nums; } .muted { color: #555; font-size: 13px; }"""
 
 
-def _page(title: str, body: str) -> str:
+def page(title: str, body: str) -> str:
     return (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
         f"<style>{STYLE}</style></head><body><h1>{escape(title)}</h1>{body}</body></html>"
     )
 
 
-def _table(headers: list[str], rows: list[list[Any]], cls: str) -> str:
+def table(headers: list[str], rows: list[list[Any]], cls: str) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = "".join(
         "<tr>"
@@ -53,7 +53,7 @@ def analytics(data: dict[str, Any]) -> str:
             k[metric] += r[metric]
         for reason, n in r["overrideReasons"].items():
             k["reasons"][reason] += n
-    summary = _table(
+    summary = table(
         ["service", "recommendation", "shown", "accepted", "overridden", "override reasons"],
         [
             [
@@ -68,7 +68,7 @@ def analytics(data: dict[str, Any]) -> str:
         ],
         "by-recommendation",
     )
-    weekly = _table(
+    weekly = table(
         ["week", "service", "recommendation", "shown", "accepted", "overridden"],
         [
             [r["week"], r["service"], r["recommendation"], r["shown"], r["accepted"], r["overridden"]]
@@ -77,7 +77,7 @@ def analytics(data: dict[str, Any]) -> str:
         "by-week",
     )
     t = data["totals"]
-    return _page(
+    return page(
         "OI-CDS feedback analytics",
         f"<p class='muted'>Totals: <span id='total-shown'>{t['shown']}</span> cards shown, "
         f"<span id='total-accepted'>{t['accepted']}</span> accepted, <span id='total-overridden'>{t['overridden']}</span> "
@@ -100,20 +100,20 @@ def shadow(report: dict[str, Any]) -> str:
     )
     o = report["orderSign"]
     rate = "n/a" if o["agreementRate"] is None else f"{o['agreementRate']:.0%}"
-    return _page(
+    return page(
         "OI-CDS shadow mode: go-live report",
         f"<p class='muted'>Mode now: <b>{escape(report['mode'])}</b>. Calls seen: "
         f"{escape(', '.join(f'{s} {n}' for s, n in sorted(report['calls'].items())) or 'none')}; "
         f"{report['patients']} distinct patients (as hashes: no patient data is kept). "
         "<a href='/admin/shadow.json'>JSON</a></p>"
         f"{chart}<h2>Would have fired, per rule and week</h2>"
-        + _table(
+        + table(
             ["recommendation", "week", "times", "patients"],
             [[e["recommendation"], e["week"], e["fired"], e["patients"]] for e in report["byRuleAndWeek"]],
             "by-rule",
         )
         + "<h2>How often per patient</h2>"
-        + _table(
+        + table(
             ["recommendation", "patients", "mean per patient", "most for one patient"],
             [
                 [p["recommendation"], p["patients"], str(p["meanPerPatient"]), p["maxPerPatient"]]
@@ -122,7 +122,7 @@ def shadow(report: dict[str, Any]) -> str:
             "per-patient",
         )
         + "<h2>Orders signed: did they agree with the advice?</h2>"
-        + _table(
+        + table(
             [
                 "order-sign (patient, day)",
                 "with a warning the service would have shown",

@@ -109,12 +109,6 @@ def example_bundle() -> dict[str, Any]:
     return copy.deepcopy(json.loads(EXAMPLE.read_text()))
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    """The async tests (anyio's plugin) run on asyncio, as uvicorn does."""
-    return "asyncio"
-
-
 @pytest.fixture(scope="session")
 def stub_data(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     folder = tmp_path_factory.mktemp("fhir-data")
