@@ -86,10 +86,10 @@ def test_the_gaps_are_what_each_record_lacks(report: Path) -> None:
     ids = {v["id"] for v in load_vignettes() if "missing-facts" in v["expected_keys"]}
     assert ids
     assert len(ids) <= len(rows)
-    lacking = collections.Counter(f for facts in rows.values() for f in facts)
+    per_fact = collections.Counter(f for facts in rows.values() for f in facts)
     summary = json.loads((report / "summary.json").read_text())
-    assert summary["missingFacts"] == dict(sorted(lacking.items()))
-    assert {"birthDate", "severity", "functionalStatus"} <= set(lacking)  # no ambulatory status
+    assert summary["missingFacts"] == dict(sorted(per_fact.items()))
+    assert {"birthDate", "severity", "functionalStatus"} <= set(per_fact)  # no ambulatory status
 
 
 def test_the_page_opens_with_its_charts(report: Path, browser: Any) -> None:  # noqa: F811
