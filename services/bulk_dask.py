@@ -358,11 +358,11 @@ def plan_folder_dask(
             [client.submit(scan, s, kargs, pure=False) for s in parts], "scan", progress
         )
         firsts, line = [], 0
-        for seg, result in zip(parts, scanned, strict=True):
+        for seg, counted in zip(parts, scanned, strict=True):
             if seg.start == 0:
                 line = 0
             firsts.append(line + 1)
-            line += result.lines
+            line += counted.lines
         candidates = set().union(*(r.candidates for r in scanned))
         hashes = [r.patient_hashes for r in scanned]
         unique = np.unique(np.concatenate(hashes)) if hashes else np.empty(0, np.uint64)
@@ -375,12 +375,15 @@ def plan_folder_dask(
         ]
         phases["scan"] = time.perf_counter() - mark
         mark = time.perf_counter()
-        mapped = _progress(mapped_futures, "map", progress)
+        # only the small part comes back to the driver; the candidates' rows stay on the workers
+        mapped: list[Mapped] = _progress(
+            [client.submit(operator.getitem, f, 1, pure=False) for f in mapped_futures], "map", progress
+        )
         phases["map"] = time.perf_counter() - mark
         mark = time.perf_counter()
         problems: dict[str, list[tuple[int, JSON]]] = {}
         writer = _Writer(out, "rest")
-        for _, result in mapped:
+        for result in mapped:
             for issue in result.problems:
                 writer.write(orphan_outcome(issue))
             for ref, seq, issue in result.resource_problems:
@@ -402,7 +405,7 @@ def plan_folder_dask(
                         client.compute(delayed(plan_partition)(piece, kargs, at, str(out), f"d{i:05d}"))
                     )
         shared = client.scatter([(candidates, first_seq, ordered)], broadcast=True)[0]
-        for i, (seg, (_, result)) in enumerate(zip(parts, mapped, strict=True)):
+        for i, (seg, result) in enumerate(zip(parts, mapped, strict=True)):
             if result.has_patients:
                 tasks.append(
                     client.submit(_plan_others, seg, kargs, at, str(out), f"p{i:05d}", shared, pure=False)

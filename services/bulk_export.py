@@ -387,8 +387,14 @@ class Exporter:
             except ExportError as exc:
                 if exc.code != "processing":
                     raise
-                # servers differ: some refuse a type they list but hold none of, or _typeFilter
-                named = [t for t in types if t != "Patient" and f'"{t}"' in str(exc)]
+                # servers differ: some refuse a type they list but hold none of, or _typeFilter.
+                # A type is dropped only when the server says it has no such type, never on
+                # another complaint that happens to name it (its data would go missing).
+                named = [
+                    t
+                    for t in types
+                    if t != "Patient" and re.search(rf'"?{t}"? is not (available|supported)', str(exc))
+                ]
                 if named:
                     notes.append(f"the server refused {', '.join(named)} ({exc}); exported without")
                     types = [t for t in types if t not in named]
@@ -535,7 +541,7 @@ class Exporter:
             del self.state["manifest"]
             for name, done in self.state.get("files", {}).items():
                 (self.out / (ERRORS_DIR if done.get("error") else "") / name).unlink(missing_ok=True)
-            for part in self.out.glob("*.part"):
+            for part in self.out.rglob("*.part"):
                 part.unlink()
             self.state["files"] = {}
         manifest: dict[str, Any] = self.state["manifest"]

@@ -246,6 +246,24 @@ def test_cli_refuses_half_credentials_and_a_bad_url(tmp_path: Path) -> None:
     run = _cli("export", "--fhir-server", "file:///etc/passwd", "--out", str(tmp_path))
     assert run.returncode == 2
     assert "not a plain http(s) URL" in run.stderr
+    _, public = _keys("EC")
+    key = tmp_path / "public.jwks"
+    key.write_text(json.dumps({"keys": [public]}))
+    common = [
+        "export",
+        "--fhir-server",
+        "http://127.0.0.1:1/fhir",
+        "--out",
+        str(tmp_path),
+        "--client-id",
+        "x",
+    ]
+    run = _cli(*common, "--key", str(key))
+    assert run.returncode == 2
+    assert "holds no private RSA or EC key" in run.stderr
+    run = _cli(*common, "--key", str(tmp_path / "absent.jwks"))
+    assert run.returncode == 2
+    assert "cannot read the client key" in run.stderr
 
 
 # -- the failure modes, through respx ------------------------------------------------------
@@ -513,3 +531,40 @@ def test_the_request_asks_for_what_the_knowledge_reads() -> None:
     everything = knowledge_request(knowledge, BASE, None, group="g 1")
     assert "ServiceRequest?status=active,on-hold" in everything.type_filters
     assert everything.kickoff_url().startswith(f"{BASE}/Group/g%201/$export?_outputFormat=")
+
+
+@pytest.mark.anyio
+async def test_a_type_is_dropped_only_when_the_server_says_it_has_none(tmp_path: Path) -> None:
+    def kickoff(request: httpx.Request) -> httpx.Response:
+        types = request.url.params["_type"].split(",")
+        if "Procedure" in types:
+            diagnostics = 'The requested resource type "Procedure" is not available on this server'
+        elif request.url.params.get("_typeFilter"):
+            diagnostics = 'Cannot use the _typeFilter given for "Observation"'
+        else:
+            return httpx.Response(202, headers={"Content-Location": f"{BASE}/status/1"})
+        outcome = {
+            "resourceType": "OperationOutcome",
+            "issue": [{"severity": "error", "code": "invalid", "diagnostics": diagnostics}],
+        }
+        return httpx.Response(400, json=outcome)
+
+    with respx.mock(assert_all_called=False) as mock:
+        kick = mock.get(url__startswith=f"{BASE}/$export").mock(side_effect=kickoff)
+        mock.get(f"{BASE}/status/1").mock(
+            return_value=httpx.Response(
+                200, json=_manifest([{"type": "Patient", "url": f"{FILES}/p.ndjson"}])
+            )
+        )
+        mock.get(f"{FILES}/p.ndjson").mock(return_value=httpx.Response(200, content=PATIENTS))
+        mock.delete(f"{BASE}/status/1").mock(return_value=httpx.Response(202))
+        request = ExportRequest(
+            BASE, types=("Observation", "Patient", "Procedure"), type_filters=("Observation?code=x",)
+        )
+        async with httpx.AsyncClient() as http:
+            result = await _exporter(http, tmp_path, Sleeps()).run(request)
+    last = kick.calls.last.request.url.params
+    assert last["_type"] == "Observation,Patient"  # Observation kept: the complaint was about the filter
+    assert "_typeFilter" not in last
+    assert any("refused Procedure" in n for n in result.notes)
+    assert any("refused _typeFilter" in n for n in result.notes)
