@@ -73,7 +73,7 @@ def chart(results: list[dict[str, Any]]) -> str:
     """Wall time against N on log-log axes, one line per engine."""
     import math
 
-    width, height, left, bottom, top, right = 640, 320, 60, 40, 30, 20
+    width, height, left, bottom, top, right = 660, 320, 60, 40, 30, 50
     ns = sorted({r["patients"] for r in results})
     times = [r["wall_s"] for r in results]
     x_lo, x_hi = math.log10(min(ns)), math.log10(max(ns)) + 1e-9

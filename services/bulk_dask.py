@@ -23,6 +23,7 @@ references is about as likely as 1 in 10^7 for 10 million patients).
 
 from __future__ import annotations
 
+import itertools
 import json
 import operator
 import re
@@ -249,19 +250,23 @@ def plan_partition(frame: Any, kargs: KnowledgeArgs, at: date, out: str, part: s
     """The candidates' groups of one shuffled partition, planned as the index path plans them."""
     planner = _planner(kargs)
     writer = _Writer(Path(out), part)
-    for ref, rows in frame.sort_values("seq").groupby("ref", sort=True):
-        patients = rows[rows["kind"] == 0]
-        resources = rows[rows["kind"] == 1]
-        if patients.empty:
-            for where in resources["where"]:
+    # plain tuples, not pandas slices: a dense cohort has a group per row or two
+    ordered = frame.sort_values(["ref", "seq"])
+    rows = zip(ordered["ref"], ordered["kind"], ordered["line"], ordered["where"], strict=True)
+    for ref, group_rows in itertools.groupby(rows, key=operator.itemgetter(0)):
+        members = list(group_rows)
+        patient = next((line for _, kind, line, _ in members if kind == 0), None)
+        resources = [(line, where) for _, kind, line, where in members if kind == 1]
+        if patient is None:
+            for _, where in resources:
                 writer.write(orphan_outcome(orphan_problem(str(ref), str(where))))
             continue
-        group = PatientGroup(0, loads(patients["line"].iloc[0]), str(ref))
+        group = PatientGroup(0, loads(patient), str(ref))
         try:
             validate_resource(group.patient, str(ref))
         except PlanInputError as exc:
             group.problems.append(exc)
-        for line, where in zip(resources["line"], resources["where"], strict=True):
+        for line, where in resources:
             try:
                 group.resources.append(validate_resource(loads(line), str(where)))
             except PlanInputError as exc:
