@@ -1,7 +1,7 @@
 """`oi-cds plan --ndjson-dir --engine dask`: the same answer as the SQLite index, line for line.
 
 The export mixes the shared vignettes, generated patients (with and without OI) and every kind
-of broken line the index reports, and is cut into small byte ranges so that lines, patients and
+of broken line the index reports, and is cut into 64 KB byte ranges so that lines, patients and
 files straddle partitions. A real scheduler and worker (separate processes) run it too.
 """
 
@@ -107,7 +107,7 @@ def test_the_dask_engine_answers_as_the_index_does(
     assert summary.planned > 20  # type: ignore[attr-defined]
     assert summary.errors >= 3  # type: ignore[attr-defined]
     assert summary.orphans >= 5  # type: ignore[attr-defined]
-    result = plan_folder_dask(export, tmp_path, KARGS, AT, workers=2, blocksize=8 * 1024)
+    result = plan_folder_dask(export, tmp_path, KARGS, AT, workers=2, blocksize=64 * 1024)
     _same(reference, tmp_path, result.summary)
     assert len(list(tmp_path.glob("CarePlan.*.ndjson"))) > 1  # partitioned
     careplans = _lines(tmp_path, "CarePlan")
