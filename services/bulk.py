@@ -8,6 +8,7 @@ SQLite index (a temporary file): memory stays bounded by one patient whatever th
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import tempfile
 from collections.abc import Iterator
@@ -26,6 +27,8 @@ from services.plan_builder.structural import READ_TYPES, validate_resource
 from services.plan_builder.types import JSON
 
 _BATCH = 5_000
+# a line's first "resourceType": the top-level one unless a contained resource comes first
+RESOURCE_TYPE = re.compile(rb'"resourceType"\s*:\s*"([A-Za-z]+)"')
 
 
 @dataclass

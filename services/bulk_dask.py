@@ -26,7 +26,6 @@ from __future__ import annotations
 import itertools
 import json
 import operator
-import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
-from services.bulk import BulkResult, loads, ordered_files, orphan_problem, read_line
+from services.bulk import RESOURCE_TYPE, BulkResult, loads, ordered_files, orphan_problem, read_line
 from services.plan_builder.batch import Outcome, Summary, orphan_outcome, patient_error, plan_group
 from services.plan_builder.bundle import PatientGroup
 from services.plan_builder.errors import PlanInputError
@@ -45,7 +44,6 @@ from services.plan_builder.structural import validate_resource
 from services.plan_builder.types import JSON
 
 BLOCKSIZE = 32 * 1024 * 1024
-_TYPE = re.compile(rb'"resourceType"\s*:\s*"([A-Za-z]+)"')
 _FILE_SHIFT = 40  # seq = file index << 40 | byte offset: the index's order (files < 1 TB)
 
 
@@ -112,7 +110,7 @@ def _type_of(line: bytes) -> bytes | None:
     keys: contained resources; an escape sequence; no match)."""
     if b"\\u" in line or line.count(b'"resourceType"') != 1:
         return None
-    match = _TYPE.search(line)
+    match = RESOURCE_TYPE.search(line)
     return match.group(1) if match else None
 
 

@@ -31,6 +31,7 @@ from urllib.parse import quote, urlencode, urljoin
 import httpx
 import jwt
 
+from services.bulk import RESOURCE_TYPE
 from services.cds_hooks.fhir_client import allowed, normalize_url
 from services.cds_hooks.prefetch import prefetch_keys
 from services.plan_builder.knowledge import Knowledge
@@ -260,15 +261,12 @@ def _sha256(path: Path) -> tuple[str, int, int]:
     return digest.hexdigest(), size, lines
 
 
-_TYPE = re.compile(rb'"resourceType"\s*:\s*"([A-Za-z]+)"')
-
-
 def _types(path: Path) -> dict[str, int]:
     """Lines by resourceType (the first one a line names: enough to count and to check labels)."""
     counts: dict[str, int] = {}
     with path.open("rb") as fh:
         for line in fh:
-            match = _TYPE.search(line)
+            match = RESOURCE_TYPE.search(line)
             if match:
                 name = match.group(1).decode()
                 counts[name] = counts.get(name, 0) + 1
