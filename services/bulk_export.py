@@ -519,6 +519,8 @@ class Exporter:
             else:
                 if not self._patients_missing(request, files):
                     break
+                if await self._settled_manifest(request):
+                    continue  # the same job's later manifest has the Patients: download that
                 reason = "it held no Patient"
             # Seen on the SMART reference server: a filtered export whose files are empty or hold
             # no Patient, and now and then an export right after it whose manifest stops early
@@ -583,6 +585,26 @@ class Exporter:
             self._save_state()
             self.state["manifest"] = await self.poll(self.state["status"])
         self._save_state()
+
+    async def _settled_manifest(self, request: ExportRequest) -> bool:
+        """Seen on the SMART reference server under load: a job reported complete before its
+        last entries were written. Ask the same job again a few times, a little later each
+        time; True when its manifest has grown (the caller downloads and checks it again)."""
+        first = self.state["manifest"]
+        for delay in (1.0, 2.0, 4.0):
+            await self.sleep(delay)
+            try:
+                manifest = await self.poll(self.state["status"])
+            except ExportError:
+                return False
+            if len(manifest.get("output") or []) > len(first.get("output") or []):
+                self.state["manifest"] = manifest
+                self.state.setdefault("notes", []).append(
+                    "the server's first manifest was not complete; its later one was used"
+                )
+                self._save_state()
+                return True
+        return False
 
     def _filtered(self, request: ExportRequest) -> bool:
         return bool(request.type_filters) and not self.state.get("without_filters")

@@ -568,3 +568,30 @@ async def test_a_type_is_dropped_only_when_the_server_says_it_has_none(tmp_path:
     assert "_typeFilter" not in last
     assert any("refused Procedure" in n for n in result.notes)
     assert any("refused _typeFilter" in n for n in result.notes)
+
+
+@pytest.mark.anyio
+async def test_a_manifest_reported_before_it_was_complete_is_asked_for_again(tmp_path: Path) -> None:
+    conditions = b'{"resourceType":"Condition","id":"c","subject":{"reference":"Patient/a"}}\n'
+    early = _manifest([{"type": "Condition", "url": f"{FILES}/c.ndjson"}])
+    later = _manifest([*early["output"], {"type": "Patient", "url": f"{FILES}/p.ndjson"}])
+    sleeps = Sleeps()
+    with respx.mock() as mock:
+        _kickoff(mock)
+        status = mock.get(f"{BASE}/status/1").mock(
+            side_effect=[
+                httpx.Response(200, json=early),
+                httpx.Response(200, json=early),
+                httpx.Response(200, json=later),
+            ]
+        )
+        mock.get(f"{FILES}/c.ndjson").mock(return_value=httpx.Response(200, content=conditions))
+        mock.get(f"{FILES}/p.ndjson").mock(return_value=httpx.Response(200, content=PATIENTS))
+        async with httpx.AsyncClient() as http:
+            result = await _exporter(http, tmp_path, sleeps).run(
+                ExportRequest(BASE, types=("Condition", "Patient"))
+            )
+    assert status.call_count == 3  # the same job, asked again: no second export
+    assert sleeps.delays == [1.0, 2.0]
+    assert result.resources() == {"Condition": 1, "Patient": 2}
+    assert any("later one was used" in n for n in result.notes)
