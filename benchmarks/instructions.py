@@ -1,16 +1,20 @@
 """Instructions per patient, counted by valgrind's callgrind: repeatable on a busy machine.
 
-    python -m benchmarks.instructions [--what plan|facts] [--rounds 3] [--tree DIR]
+    python -m benchmarks.instructions [--what plan|facts|hook|hook-big] [--rounds 3] [--tree DIR]
 
 Runs the shared vignettes through the plan builder (validate=True, as the hook path reads)
 under callgrind twice, with 0 and with N rounds, and prints the difference per patient: the
-start-up (imports, knowledge) cancels out. ``--tree`` measures another checkout (a
-``git worktree`` of an earlier commit) with this one's interpreter, for before/after ratios.
+start-up (imports, knowledge) cancels out. ``hook`` and ``hook-big`` instead send the load
+benchmark's bodies (the OI child, the big record without OI) through the whole ASGI app in
+process, HOOK_CALLS calls a round: everything of a hook call but the HTTP server. ``--tree``
+measures another checkout (a ``git worktree`` of an earlier commit) with this one's
+interpreter, for before/after ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import re
 import shutil
@@ -18,12 +22,19 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+HOOK_CALLS = 50
+
+
 def workload(tree: str, what: str, rounds: int) -> None:
     sys.path.insert(0, tree)
+    if what.startswith("hook"):
+        asyncio.run(hook_workload(what, rounds * HOOK_CALLS))
+        return
     from datetime import date
 
     from services.plan_builder import Planner, load_knowledge
@@ -38,6 +49,50 @@ def workload(tree: str, what: str, rounds: int) -> None:
     for _ in range(rounds):
         for patient, record, at in cases:
             run(patient, record, at, validate=True)
+
+
+async def hook_workload(what: str, calls: int) -> None:
+    import orjson
+
+    os.environ.update(
+        OI_CDS_DEMO="true",
+        OI_CDS_DATABASE_URL="sqlite://",
+        OI_CDS_MAX_CONCURRENT_HOOKS="100000",
+        OI_CDS_SHED_LOOP_LAG_S="1000",  # valgrind is slow: nothing may be shed
+    )
+    from benchmarks import big_record
+    from services.cds_hooks.examples import patient_view_example
+    from services.cds_hooks.main import create_app
+
+    body = orjson.dumps(big_record.body() if what == "hook-big" else patient_view_example())
+    app = create_app()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/cds-services/oi-management",
+        "raw_path": b"/cds-services/oi-management",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+    }
+    statuses: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    async with app.router.lifespan_context(app):
+        for _ in range(calls):
+            await app(dict(scope, state={}), receive, send)
+    assert set(statuses) <= {200}, statuses
 
 
 def count(tree: Path, what: str, rounds: int) -> int:
@@ -65,7 +120,7 @@ def count(tree: Path, what: str, rounds: int) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--what", choices=("plan", "facts"), default="plan")
+    parser.add_argument("--what", choices=("plan", "facts", "hook", "hook-big"), default="plan")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tree", type=Path, default=ROOT)
     parser.add_argument("--workload", help=argparse.SUPPRESS)
@@ -79,9 +134,12 @@ def main() -> int:
     sys.path.insert(0, str(args.tree))
     from tests.conftest import load_vignettes
 
-    patients = len(load_vignettes()) * args.rounds
+    hook = args.what.startswith("hook")
+    patients = (HOOK_CALLS if hook else len(load_vignettes())) * args.rounds
     extra = count(args.tree, args.what, args.rounds) - count(args.tree, args.what, 0)
-    print(f"{args.tree}: {args.what}: {extra / patients:,.0f} instructions per patient")
+    print(
+        f"{args.tree}: {args.what}: {extra / patients:,.0f} instructions per {'call' if hook else 'patient'}"
+    )
     return 0
 
 

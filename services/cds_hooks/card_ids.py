@@ -7,26 +7,32 @@ minted by anyone else decodes to no key, so it cannot move a rule's statistics."
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
 import uuid
 from collections.abc import Iterable
 
-_secret = os.urandom(32)  # replaced at start-up by the installation's secret (configure)
+# keyed once, copied per card (a copy skips hashing the key's pads again); replaced at
+# start-up by the installation's secret (configure)
+_keyed = hmac.new(os.urandom(32), digestmod=hashlib.sha256)
 
 
 def configure(secret: bytes) -> None:
-    global _secret
-    _secret = secret
+    global _keyed
+    _keyed = hmac.new(secret, digestmod=hashlib.sha256)
 
 
+@functools.lru_cache(maxsize=1024)
 def _tag(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()[:4]
 
 
 def _mac(first: bytes) -> bytes:
-    return hmac.new(_secret, first, hashlib.sha256).digest()[:6]
+    mac = _keyed.copy()
+    mac.update(first)
+    return mac.digest()[:6]
 
 
 def issue(key: str) -> str:

@@ -26,6 +26,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.cds_hooks import metrics
+from services.cds_hooks.cors import Cors
 from services.cds_hooks.errors import Msg
 from services.plan_builder.errors import message_details
 
@@ -71,8 +72,7 @@ class HookAdmission:
         self,
         app: ASGIApp,
         limit: int,
-        cors_origins: list[str],
-        any_origin: bool,
+        cors: Cors,
         max_body_bytes: int,
         body_timeout_s: float,
         max_loop_lag_s: float,
@@ -84,8 +84,7 @@ class HookAdmission:
         self.hooks = hooks
         self.services = services or set()
         self.limit = limit
-        self.cors_origins = {o.encode() for o in cors_origins}
-        self.any_origin = any_origin
+        self.cors = cors
         self.max_body_bytes = max_body_bytes
         # what is read and thrown away before a 413, so that a client that sends first and reads
         # later sees the answer; a bigger body is cut off (connection closed) after the 413
@@ -101,11 +100,7 @@ class HookAdmission:
         headers = [(b"content-type", b"application/fhir+json"), (b"content-length", str(len(body)).encode())]
         if retry:
             headers.append((b"retry-after", b"1"))
-        origin = next((v for k, v in scope["headers"] if k == b"origin"), None)
-        if origin is not None and (self.any_origin or origin in self.cors_origins):
-            headers.append((b"access-control-allow-origin", b"*" if self.any_origin else origin))
-            headers.append((b"vary", b"Origin"))
-        return headers
+        return headers + self.cors.headers(scope)
 
     async def _answer(self, scope: Scope, send: Send, status: int, body: bytes, retry: bool = False) -> None:
         await send(

@@ -12,6 +12,7 @@ import time
 import uuid
 from typing import Any
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.cds_hooks import metrics
@@ -20,9 +21,15 @@ log = logging.getLogger("oi_cds.request")
 
 
 class JsonFormatter(logging.Formatter):
+    _second = -1
+    _stamp = ""
+
     def format(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        if second != self._second:  # one line per request: the time text is made once a second
+            self._second, self._stamp = second, self.formatTime(record, "%Y-%m-%dT%H:%M:%S")
         entry: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "time": self._stamp,
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -30,7 +37,13 @@ class JsonFormatter(logging.Formatter):
         entry.update(getattr(record, "fields", {}))
         if record.exc_info and record.exc_info[0] is not None:
             entry["error"] = record.exc_info[0].__name__  # the type only: messages may hold data
-        return json.dumps(entry)
+        try:
+            line = orjson.dumps(entry, default=str).decode()
+        except TypeError:  # a lone surrogate (a path can hold one): json.dumps escapes it
+            return json.dumps(entry, default=str)
+        # ASCII only, as json.dumps writes it: a path may hold U+0085 or U+2028, which log
+        # readers (str.splitlines among them) take for line breaks
+        return line if line.isascii() else json.dumps(entry, default=str)
 
 
 def configure(level: str = "INFO") -> dict[str, Any]:
@@ -51,7 +64,8 @@ def configure(level: str = "INFO") -> dict[str, Any]:
 
 
 class RequestLog:
-    """Logs each request once it is answered; sets X-Request-ID on the response."""
+    """Logs each request once it is answered; sets X-Request-ID on the response (hook calls:
+    hook_endpoint.HookEndpoint does the same in its one layer)."""
 
     def __init__(self, app: ASGIApp, services: set[str]) -> None:
         self.app = app
@@ -61,8 +75,7 @@ class RequestLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        request_id = new_request_id(scope)
         started = time.perf_counter()
         status = 500
 
@@ -76,21 +89,34 @@ class RequestLog:
         try:
             await self.app(scope, receive, send_logged)
         finally:
-            elapsed = time.perf_counter() - started
-            endpoint, service = metrics.classify(scope["path"], self.services)
-            metrics.REQUESTS.labels(endpoint, service, str(status)).inc()
-            metrics.LATENCY.labels(endpoint, service).observe(elapsed)
-            fields = {
-                "request_id": request_id,
-                "method": scope["method"],
-                "path": scope["path"],
-                "status": status,
-                "duration_ms": round(elapsed * 1000, 2),
-            }
-            msg = scope["state"].get("msg")
-            if msg:
-                fields["msg"] = msg  # the error's stable message code
-            hook_instance = scope["state"].get("hook_instance")
-            if hook_instance:
-                fields["hook_instance"] = hook_instance
-            log.info("request", extra={"fields": fields})
+            answered(scope, status, time.perf_counter() - started, self.services)
+
+
+def new_request_id(scope: Scope) -> str:
+    request_id = uuid.uuid4().hex
+    scope.setdefault("state", {})["request_id"] = request_id
+    return request_id
+
+
+def answered(scope: Scope, status: int, elapsed: float, services: set[str]) -> None:
+    """A request's metrics and its one log line."""
+    endpoint, service = metrics.classify(scope["path"], services)
+    metrics.child(metrics.REQUESTS, endpoint, service, str(status)).inc()
+    metrics.child(metrics.LATENCY, endpoint, service).observe(elapsed)
+    if not log.isEnabledFor(logging.INFO):
+        return
+    state = scope["state"]
+    fields = {
+        "request_id": state["request_id"],
+        "method": scope["method"],
+        "path": scope["path"],
+        "status": status,
+        "duration_ms": round(elapsed * 1000, 2),
+    }
+    msg = state.get("msg")
+    if msg:
+        fields["msg"] = msg  # the error's stable message code
+    hook_instance = state.get("hook_instance")
+    if hook_instance:
+        fields["hook_instance"] = hook_instance
+    log.info("request", extra={"fields": fields})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -15,10 +16,12 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
 
 from services.cds_hooks import card_ids, errors
 from services.cds_hooks.auth import DatabaseReplayCache, KeySets, RedisReplayCache, Verifier
 from services.cds_hooks.config import Settings
+from services.cds_hooks.cors import Cors
 from services.cds_hooks.db import installation_secret, make_engine, migrate, schema_current
 from services.cds_hooks.demo import DemoStore
 from services.cds_hooks.deps import require_jwt
@@ -47,6 +50,26 @@ from services.plan_builder import Planner, load_knowledge
 from services.plan_builder.orders import OrderChecker
 
 log = logging.getLogger("oi_cds")
+
+
+class OiCds(FastAPI):
+    """FastAPI, except that POSTs under /cds-services/ go to HookAdmission first, which hands
+    hook calls to HookEndpoint: they skip FastAPI's error, telemetry and body-limit layers,
+    routing and dependency solving (issue 10's profile), and answer as errors.install would."""
+
+    admission: HookAdmission | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            self.admission is not None
+            and scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"].startswith("/cds-services/")
+        ):
+            scope["app"] = self
+            await self.admission(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -126,7 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     await replay.close()
                 engine.dispose()
 
-    app = FastAPI(
+    app = OiCds(
         title="OI-CDS",
         version="0.1.0",
         description="CDS Hooks 2.0 service for osteogenesis imperfecta management.",
@@ -137,34 +160,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.registry = registry()
     app.state.prefetch_templates = templates(prefetch_keys(knowledge))
     errors.install(app)
-    # innermost first: HookAdmission(CORS(RequestLog(app))): refusing must stay cheap
-    # under overload, so the limiter is outermost and adds its own CORS header. Hook calls
-    # skip FastAPI's own stack (HookEndpoint), wrapped in the same CORS and request log.
+    # POSTs under /cds-services/ meet HookAdmission first (refusing must stay cheap under
+    # overload); hook calls then go to HookEndpoint, one layer that does CORS, the request log
+    # and the call, and never enter FastAPI's stack. Everything else: CORS(RequestLog(app)).
     origins = ["*"] if settings.demo else settings.cors_origins
-    methods = ["GET", "POST", "OPTIONS"]
-    allowed_headers = ["Authorization", "Content-Type", "Accept"]
-    app.add_middleware(RequestLog, services=set(app.state.registry))
+    services_ids = set(app.state.registry)
+    app.add_middleware(RequestLog, services=services_ids)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=origins,
-        allow_methods=methods,
-        allow_headers=allowed_headers,
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "Accept"],
         max_age=600,
     )
-    hooks = CORSMiddleware(
-        RequestLog(HookEndpoint(app), services=set(app.state.registry)),
-        allow_origins=origins,
-        allow_methods=methods,
-        allow_headers=allowed_headers,
-        max_age=600,
-    )
-    app.add_middleware(
-        HookAdmission,
-        hooks=hooks,
-        services=set(app.state.registry),
+    cors = Cors(settings.cors_origins, any_origin=settings.demo)
+    app.admission = HookAdmission(
+        functools.partial(FastAPI.__call__, app),
+        hooks=HookEndpoint(app, services_ids, cors),
+        services=services_ids,
         limit=settings.max_concurrent_hooks,
-        cors_origins=settings.cors_origins,
-        any_origin=settings.demo,
+        cors=cors,
         max_body_bytes=settings.max_body_bytes,
         body_timeout_s=settings.body_read_timeout_s,
         max_loop_lag_s=settings.shed_loop_lag_s,

@@ -3,7 +3,9 @@ never patient data. With several workers, set PROMETHEUS_MULTIPROC_DIR to aggreg
 
 from __future__ import annotations
 
+import functools
 import os
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -56,3 +58,10 @@ def exposition() -> tuple[bytes, str]:
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
+
+
+@functools.lru_cache(maxsize=4096)
+def child(metric: Any, *labels: str) -> Any:
+    """metric.labels(*labels), memoized: the hot path asks for the same few series on every
+    call, and labels() costs more than the increment (the label values are bounded)."""
+    return metric.labels(*labels)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -45,6 +46,9 @@ def _range(year: str, month: str | None, day: str | None) -> DateRange:
     return DateRange(d, d)
 
 
+# Parsed dates are memoized (bounded): a record repeats its dates, and the same few thousand
+# dates come back across patients; a DateRange is immutable. Errors are not cached.
+@functools.lru_cache(maxsize=65_536)
 def parse_date(text: str) -> DateRange:
     """A FHIR date (YYYY, YYYY-MM, YYYY-MM-DD); raises ValueError when it is not one."""
     match = _DATE.match(text)
@@ -53,6 +57,7 @@ def parse_date(text: str) -> DateRange:
     return _range(*match.groups())
 
 
+@functools.lru_cache(maxsize=65_536)
 def parse_datetime(text: str) -> DateRange:
     """A FHIR date or dateTime, reduced to its calendar day(s) as written (offset ignored)."""
     match = _DATETIME.match(text)

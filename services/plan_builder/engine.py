@@ -78,6 +78,8 @@ class CompiledAction:
     definition: JSON | None
     function: Callable[..., Any] = field(repr=False, compare=False)
     offers: CardOffers = field(default_factory=CardOffers)
+    activity_definition: str | None = None  # the definition's versioned canonical (the CarePlan's)
+    kind: str | None = None  # the definition's kind
     _names: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False, compare=False)
 
     def names(self, variable: str) -> tuple[str, ...]:
@@ -209,7 +211,16 @@ def _compile_action(
         definition=definition,
         function=function,
         offers=offers,
+        activity_definition=_versioned(definition or {}),
+        kind=(definition or {}).get("kind"),
     )
+
+
+def _versioned(resource: JSON) -> str | None:
+    url = resource.get("url")
+    if not url:
+        return None
+    return f"{url}|{resource['version']}" if resource.get("version") else str(url)
 
 
 def _resolve(canonical: Any, resources: Mapping[str, JSON], where: str) -> JSON:

@@ -23,8 +23,8 @@ def recommend(
 ) -> Recommendation:
     """An applicable action with its reasons (fact statements) and evidence (references)."""
     names = action.names("facts")
-    evidence = tuple(dict.fromkeys(ref for n in names for ref in facts.evidence.get(n, ())))
-    definition = action.definition or {}
+    cited = facts.evidence
+    evidence = tuple(dict.fromkeys(ref for n in names if n in cited for ref in cited[n]))
     return Recommendation(
         key=action.key,
         coding=action.coding,
@@ -32,10 +32,10 @@ def recommend(
         description=action.description,
         citation=action.citation,
         indicator=action.indicator,
-        reasons=tuple(facts.describe(n) for n in names) + more_reasons,
+        reasons=tuple([facts.describe(n) for n in names]) + more_reasons,
         evidence=evidence + more_evidence,
-        activity_definition=_versioned(definition),
-        kind=definition.get("kind"),
+        activity_definition=action.activity_definition,
+        kind=action.kind,
     )
 
 
@@ -136,13 +136,6 @@ class Planner:
         keys = ", ".join(w.key for w in withheld if set(w.unknown) & gaps.keys())
         then = f"Withheld for that reason: {keys}." if keys else "The plan was made without it."
         return (f"Not available at this site: {which}. {then}",)
-
-
-def _versioned(resource: JSON) -> str | None:
-    url = resource.get("url")
-    if not url:
-        return None
-    return f"{url}|{resource['version']}" if resource.get("version") else str(url)
 
 
 def _notes(facts: PatientFacts, withheld: list[Withheld]) -> tuple[str, ...]:

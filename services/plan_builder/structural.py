@@ -62,10 +62,13 @@ def _instant(value: Any) -> str | None:
     return _datetime(value)
 
 
+_CODING_STRINGS = ("system", "code", "display")
+
+
 def _coding(value: Any) -> str | None:
     if type(value) is not dict:
         return "must be a Coding object"
-    for key in ("system", "code", "display"):
+    for key in _CODING_STRINGS:
         if key in value and type(value[key]) is not str:
             return f"Coding.{key} must be a string"
     return None
@@ -78,9 +81,14 @@ def _codeable(value: Any) -> str | None:
     if not isinstance(coding, list):
         return "coding must be an array"
     for i, c in enumerate(coding):
-        problem = _coding(c)
-        if problem:
-            return f"coding[{i}]: {problem}"
+        # the common case inline (every Condition and Observation has codings)
+        if (
+            type(c) is not dict
+            or type(c.get("system", "")) is not str
+            or type(c.get("code", "")) is not str
+            or type(c.get("display", "")) is not str
+        ):
+            return f"coding[{i}]: {_coding(c)}"
     if "text" in value and not isinstance(value["text"], str):
         return "text must be a string"
     return None
@@ -210,6 +218,7 @@ SCHEMAS: dict[str, dict[str, Check]] = {
         "bodySite": _list(_codeable),
     },
 }
+_NO_SCHEMA: dict[str, Check] = {}
 # Medications belong to no patient: they are read through the references that name them.
 SHARED_TYPES = frozenset({"Medication"})
 READ_TYPES = frozenset(SCHEMAS) - SHARED_TYPES
@@ -244,9 +253,11 @@ def validate_resource(resource: Any, where: str = "resource") -> JSON:
         raise PlanInputError(
             "is not a valid FHIR id", msg=Msg.INVALID_ID, resource_type=rtype, path=f"{rtype}.id"
         )
-    for field, check in SCHEMAS.get(rtype, {}).items():
-        if field in resource:
-            problem = check(resource[field])
+    schema = SCHEMAS.get(rtype, _NO_SCHEMA)
+    for field, value in resource.items():  # a resource holds fewer fields than its schema
+        check = schema.get(field)
+        if check is not None:
+            problem = check(value)
             if problem:
                 raise PlanInputError(
                     problem,
