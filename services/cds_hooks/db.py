@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 
 from alembic import command
@@ -23,6 +24,7 @@ from sqlalchemy import (
     create_engine,
     event,
 )
+from sqlalchemy.engine import make_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 metadata = MetaData()
@@ -133,8 +135,21 @@ def alembic_config(url: str) -> Config:
 
 
 def migrate(url: str) -> None:
-    """Bring the schema to the newest migration (idempotent)."""
-    command.upgrade(alembic_config(url), "head")
+    """Bring the schema to the newest migration (idempotent).
+
+    A SQLite file is migrated under an exclusive lock beside it: uvicorn's workers each run
+    the lifespan, and two migrating a new file at once left one worker dead at start-up
+    ("table ... already exists"). The second waits, then finds the schema current."""
+    database = make_url(url).database if url.startswith("sqlite") else None
+    if not database or database == ":memory:":
+        command.upgrade(alembic_config(url), "head")
+        return
+    with open(f"{database}.migrate-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            command.upgrade(alembic_config(url), "head")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def schema_current(engine: Engine) -> bool:
