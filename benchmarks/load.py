@@ -5,7 +5,8 @@
 Runs the OI-CDS service and a trivial FastAPI echo app (benchmarks/echo_app.py) back to back,
 each with 1 and 2 uvicorn workers, at concurrency 1, 10 and 50, and prints req/s, p50 and p99
 with the ratio to the echo app measured in the same run. Needs wrk (Debian package `wrk`).
-Auth is off (demo mode); the machine's CPU speed drifts, so only the ratios mean anything.
+Auth is off (demo mode); the service writes its JSON request log line as `oi-cds serve` does
+(the echo app logs nothing); the machine's CPU speed drifts, so only the ratios mean anything.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import big_record
+from services.cds_hooks import logs
 from services.cds_hooks.examples import patient_view_example
 from tests.servers import bench_command, free_port, uvicorn_server
 
@@ -110,12 +112,17 @@ def main() -> int:
         body_path = folder / "body.json"
         body_path.write_text(json.dumps(big_record.body() if args.body == "big-non-oi" else oi_child_body()))
         size = body_path.stat().st_size
+        # the service logs as `oi-cds serve` does: one JSON line per request (to its log file)
+        log_config = folder / "log-config.json"
+        log_config.write_text(json.dumps(logs.configure()))
         echo = "benchmarks.echo_orjson:app" if args.echo == "orjson" else "benchmarks.echo_app:app"
         apps = {"echo": echo, "oi-cds": "--factory services.cds_hooks.main:create_app"}
         for workers in worker_counts:
             for name, app in apps.items():
                 port = free_port()
                 full = bench_command(port, workers, app)
+                if name == "oi-cds":
+                    full += ["--log-config", str(log_config)]
                 # cap raised: this measures capacity, every call admitted (benchmarks.shed: the cap)
                 env = {
                     "OI_CDS_DEMO": "true",

@@ -52,7 +52,7 @@ def configure(level: str = "INFO") -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {"()": JsonFormatter}},
+        "formatters": {"json": {"()": f"{__name__}.JsonFormatter"}},  # by name: JSON-serialisable
         "handlers": {"default": handler},
         "loggers": {
             "oi_cds": {"handlers": ["default"], "level": level, "propagate": False},
