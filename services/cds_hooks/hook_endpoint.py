@@ -2,7 +2,7 @@
 
 Request id, CORS headers, the JWT check, the call itself (routers.services.answer, which the
 FastAPI route also documents), errors mapped as errors.install maps them (by the same
-function), the response written as orjson bytes, then the metrics and the request log line.
+function), the metrics and the request log line, then the answer as orjson bytes.
 FastAPI's routing, dependency solving and middleware cost more than the hook itself (issue
 10's profile), so hook calls never enter them; HookAdmission hands them here.
 """
