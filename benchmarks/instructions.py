@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,6 +59,8 @@ async def hook_workload(what: str, calls: int) -> None:
         OI_CDS_MAX_CONCURRENT_HOOKS="100000",
         OI_CDS_SHED_LOOP_LAG_S="1000",  # valgrind is slow: nothing may be shed
     )
+    from starlette.types import Message
+
     from benchmarks import big_record
     from services.cds_hooks.examples import patient_view_example
     from services.cds_hooks.main import create_app
@@ -82,10 +83,10 @@ async def hook_workload(what: str, calls: int) -> None:
     }
     statuses: list[int] = []
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         return {"type": "http.request", "body": body, "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         if message["type"] == "http.response.start":
             statuses.append(message["status"])
 
