@@ -13,10 +13,25 @@ import pytest
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(__file__).parents[2] / "docs" / "img"
+# Playwright's 30 s default failed a wait with both cores busy (the page does fetch, render and
+# explain in turn): a wait fails only when what it waits for never comes, not when it is slow
+WAIT_MS = 180_000
+
+
+class Browser:
+    """Chromium whose pages wait as long as a loaded machine needs."""
+
+    def __init__(self, browser: Any) -> None:
+        self._browser = browser
+
+    def new_page(self, **options: Any) -> Any:
+        page = self._browser.new_page(**options)
+        page.set_default_timeout(WAIT_MS)
+        return page
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.skip(
             "Chromium is not installed (`make test` installs Debian's chromium with apt-get when run as root)"
@@ -36,7 +51,7 @@ def browser() -> Iterator[Any]:
                 "--disable-sync",
             ],
         )
-        yield browser
+        yield Browser(browser)
         browser.close()
 
 
