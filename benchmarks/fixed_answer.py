@@ -3,10 +3,11 @@
     uvicorn --factory benchmarks.fixed_answer:create_app
 
 Everything of a hook call runs as deployed (admission, the hook layer, request validation,
-link and uuid stamping, metrics, the log line, the 8.3 KB answer) except the handler: the
-first call computes the cards as usual; later calls get a fresh copy of them without reading
-the prefetch (no data gathering, facts, rules, CarePlan or card building). What this app
-reaches against the echo bounds what any speed-up of the clinical work could reach.
+rule-book links, metrics, the log line, the 8.3 KB answer) except the handler: the first
+call computes the cards as usual; later calls get a fresh copy of them without reading the
+prefetch (no data gathering, facts, rules, CarePlan or card building, card uuids included:
+the copies repeat the first call's). What this app reaches against the echo bounds what any
+speed-up of the clinical work could reach.
 """
 
 from __future__ import annotations
