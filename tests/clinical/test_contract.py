@@ -1,0 +1,188 @@
+"""Random records through the planner and through tests/clinical/contract.py (the contract read a
+second time): the keys must agree. Dates cluster at the contract's edges (42 days, 12 and 24
+months, the age thresholds, 29 February) where a reading is most easily off by one."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from services.plan_builder import Planner
+from services.plan_builder.orders import OrderChecker
+from tests.clinical.contract import (
+    EXPLICIT,
+    OI_TYPES,
+    Case,
+    Cond,
+    Med,
+    Obs,
+    add_months,
+    expected_keys,
+    rod_order_keys,
+)
+from tests.fhir_builders import PROC, condition, medication, observation, patient, service_request
+
+DAYS = [0, 1, 30, 41, 42, 43, 200, 800, -1]  # -1: after the evaluation date
+FINDINGS = [
+    "fracture-femur",
+    "fracture-tibia",
+    "fracture-humerus",
+    "fracture-femur-icd",
+    "fracture-femur-icd-followup",
+    "fracture-clavicle-icd",
+    "fracture-vertebra",
+    "bowing",
+    "scoliosis",
+    "kyphoscoliosis",
+    "basilar-invagination",
+]
+CLINICAL = [None, "active", "recurrence", "relapse", "inactive", "remission", "resolved"]
+VERIFICATION = [None, "confirmed", "provisional", "differential", "unconfirmed", "refuted"]
+VERIFICATION.append("entered-in-error")
+ONSET_FIELDS = ["onsetDateTime", "onsetPeriod", "recordedDate"]
+
+
+@st.composite
+def when(draw: st.DrawFn, at: date) -> date | None:
+    """None, some days back, or on either side of 12 months back."""
+    kind = draw(st.sampled_from(["none", "days", "months"]))
+    if kind == "none":
+        return None
+    if kind == "days":
+        return at - timedelta(days=draw(st.sampled_from(DAYS)))
+    return add_months(at, -12) + timedelta(days=draw(st.sampled_from([-1, 0, 1])))
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> tuple[Case, list[str]]:
+    at = draw(st.sampled_from([date(2026, 6, 1), date(2028, 2, 29), date(2027, 3, 1), date(2026, 12, 31)]))
+    born = date(at.year - draw(st.sampled_from([0, 1, 5, 13, 14, 15, 16, 17, 18, 29, 30, 40])), 1, 1)
+    born += timedelta(days=(at - date(at.year, 1, 1)).days + draw(st.sampled_from([-1, 0, 1, 100])))
+    born = min(born, at)
+    birth = draw(st.sampled_from([None, born.isoformat(), born.isoformat()[:7], born.isoformat()[:4]]))
+    case = Case(at, birth, draw(st.sampled_from(["female", "male", "other", "unknown", None])))
+    for i in range(draw(st.integers(1, 2))):
+        usual = i == 0 and draw(st.integers(0, 4)) > 0  # most records: one plain OI diagnosis
+        case.conditions.append(
+            Cond(
+                draw(st.sampled_from([*OI_TYPES, "pseudoglioma"])),
+                severity=draw(st.sampled_from([None, None, *EXPLICIT])),
+                clinical="active" if usual else draw(st.sampled_from(CLINICAL)),
+                verification="confirmed" if usual else draw(st.sampled_from(VERIFICATION)),
+            )
+        )
+    onset_fields = []
+    for _ in range(draw(st.integers(0, 4))):
+        usual = draw(st.booleans())
+        case.conditions.append(
+            Cond(
+                draw(st.sampled_from(FINDINGS + FINDINGS[:4])),  # long-bone fractures twice as often
+                onset=draw(when(at)),
+                clinical="active" if usual else draw(st.sampled_from(CLINICAL)),
+                verification="confirmed" if usual else draw(st.sampled_from(VERIFICATION)),
+            )
+        )
+        onset_fields.append(draw(st.sampled_from(ONSET_FIELDS)))
+    questions: dict[str, list[Any]] = {
+        "ambulatory-status": ["independent", "with-aids", "wheelchair", "non-ambulatory"],
+        "skeletal-maturity": ["mature", "immature"],
+        "medullary-canal-diameter": [2.0, 3.1, 3.2, 3.3, 6.0],
+    }
+    for question, values in questions.items():
+        # distinct dates: which of two on one day wins is not the contract's
+        for months in draw(st.lists(st.sampled_from([0, 1, 23, 24, 25, 30]), max_size=2, unique=True)):
+            case.observations.append(
+                Obs(
+                    question,
+                    draw(st.sampled_from(values)),
+                    add_months(at, -months),
+                    draw(st.sampled_from(["final", "amended", "preliminary", "cancelled"])),
+                    draw(st.sampled_from([None, "left femur", "right tibia"])),
+                )
+            )
+    for _ in range(draw(st.integers(0, 2))):
+        kind = draw(st.sampled_from(["MedicationRequest", "MedicationStatement"]))
+        statuses = ["active", "completed", "stopped", "entered-in-error"]
+        statuses += ["on-hold", "cancelled"] if kind == "MedicationRequest" else []
+        days = draw(st.sampled_from([None, 10, 150, 200, 400]))  # 6 months: no day on its edge
+        case.medications.append(
+            Med(
+                draw(st.sampled_from(["pamidronate", "alendronate", "zoledronic acid", "calcium carbonate"])),
+                draw(st.sampled_from(statuses)),
+                kind,
+                None if days is None else at - timedelta(days=days),
+            )
+        )
+    return case, onset_fields
+
+
+def to_fhir(case: Case, onset_fields: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    record: list[dict[str, Any]] = []
+    findings = iter(onset_fields)
+    for c in case.conditions:
+        extra: dict[str, Any] = {}
+        if c.concept not in OI_TYPES and c.concept != "pseudoglioma":
+            where = next(findings)
+            if c.onset is not None:
+                text = c.onset.isoformat()
+                extra[where] = {"start": text} if where == "onsetPeriod" else text
+        extra.update(severity=c.severity, clinical=c.clinical, verification=c.verification)
+        record.append(condition(c.concept, **extra))
+    for o in case.observations:
+        site: dict[str, Any] = {"bodySite": {"text": o.bone}} if o.bone else {}
+        record.append(observation(o.question, o.value, o.when.isoformat(), status=o.status, **site))
+    for m in case.medications:
+        record.append(medication(m.name, m.status, kind=m.kind, date=m.when.isoformat() if m.when else None))
+    person = patient(birth=case.birth, gender=case.gender) if case.gender else patient(birth=case.birth)
+    if not case.gender:
+        del person["gender"]
+    return person, record
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(drawn=cases())
+def test_planner_keys_are_the_contracts(drawn: tuple[Case, list[str]], planner: Planner) -> None:
+    case, onset_fields = drawn
+    person, record = to_fhir(case, onset_fields)
+    result = planner.plan(person, record, case.at, validate=True)
+    assert set(result.keys) == expected_keys(case), (case, result.notes)
+
+
+RODS = {  # what a drafted rod is called -> telescoping
+    "Fassier-Duval telescoping rod, femur": True,
+    "Bailey-Dubow rod": True,
+    "Sheffield rod insertion": True,
+    "Williams rod": False,
+    "Rush nail": False,
+    "Kirschner wire fixation": False,
+    "Steinmann pin": False,
+}
+
+
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    drawn=cases(),
+    rod=st.sampled_from(sorted(RODS)),
+    by_code=st.booleans(),
+    bone=st.sampled_from([None, "left femur", "Right Tibia", "humerus"]),
+)
+def test_rod_order_cards_are_the_contracts(
+    drawn: tuple[Case, list[str]],
+    rod: str,
+    by_code: bool,
+    bone: str | None,
+    planner: Planner,
+    checker: OrderChecker,
+) -> None:
+    case, onset_fields = drawn
+    person, record = to_fhir(case, onset_fields)
+    telescoping = RODS[rod]
+    code = (PROC, "rod-telescoping" if telescoping else "rod-non-telescoping") if by_code else None
+    site: dict[str, Any] = {"bodySite": [{"text": bone}]} if bone else {}
+    order = service_request(rod, code, **site)
+    facts = planner.facts(person, record, case.at, validate=True)
+    keys = {f.key for f in checker.check([order], facts)}
+    assert keys == rod_order_keys(case, telescoping, bone), (case, rod, bone)
