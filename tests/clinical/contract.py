@@ -57,6 +57,7 @@ class Obs:
     when: date
     status: str = "final"
     bone: str | None = None  # bodySite.text
+    dated: str = "effectiveDateTime"  # which field holds `when`
 
 
 @dataclass
@@ -176,13 +177,10 @@ def rod_order_keys(case: Case, telescoping: bool, bone: str | None) -> set[str]:
         return set()
     if telescoping:
         return {"order-rod-type-mismatch"} if derived.immature is False else set()
-    site = (bone or "unspecified").lower()
-    measured = {o.bone or "unspecified" for o in case.observations if o.question == CANAL}
-    if site in measured:  # the measurement at the order's bone, else the smallest
-        found = latest(case, CANAL, site)
-        canal = float(found.value) if found else None
-    else:
-        canal = _smallest_canal(case)
+    # the measurement at the order's bone, else the smallest (an order that names no bone
+    # matches no measurement, not the ones that name none either)
+    at_bone = latest(case, CANAL, bone.lower()) if bone else None
+    canal = float(at_bone.value) if at_bone else _smallest_canal(case)
     fits = canal is not None and canal >= 3.2
     return {"order-rod-type-mismatch"} if derived.immature is True and fits and not derived.bowing else set()
 

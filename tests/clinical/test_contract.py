@@ -22,9 +22,11 @@ from tests.clinical.contract import (
     add_months,
     expected_keys,
     rod_order_keys,
+    whole_years,
 )
 from tests.fhir_builders import PROC, condition, medication, observation, patient, service_request
 
+UCUM = "http://unitsofmeasure.org"
 DAYS = [0, 1, 30, 41, 42, 43, 200, 800, -1]  # -1: after the evaluation date
 FINDINGS = [
     "fracture-femur",
@@ -42,7 +44,8 @@ FINDINGS = [
 CLINICAL = [None, "active", "recurrence", "relapse", "inactive", "remission", "resolved"]
 VERIFICATION = [None, "confirmed", "provisional", "differential", "unconfirmed", "refuted"]
 VERIFICATION.append("entered-in-error")
-ONSET_FIELDS = ["onsetDateTime", "onsetPeriod", "recordedDate"]
+ONSET_FIELDS = ["onsetDateTime", "onsetPeriod", "recordedDate", "onsetAge"]
+OBSERVATION_DATES = ["effectiveDateTime", "effectivePeriod", "issued"]
 
 
 @st.composite
@@ -85,7 +88,14 @@ def cases(draw: st.DrawFn) -> tuple[Case, list[str]]:
                 verification="confirmed" if usual else draw(st.sampled_from(VERIFICATION)),
             )
         )
-        onset_fields.append(draw(st.sampled_from(ONSET_FIELDS)))
+        where = draw(st.sampled_from(ONSET_FIELDS))
+        finding = case.conditions[-1]
+        if where == "onsetAge":
+            if birth is None or len(birth) < 10 or finding.onset is None:
+                where = "onsetDateTime"
+            else:  # an age in whole years: the onset is a birthday
+                finding.onset = add_months(born, 12 * whole_years(born, finding.onset))
+        onset_fields.append(where)
     questions: dict[str, list[Any]] = {
         "ambulatory-status": ["independent", "with-aids", "wheelchair", "non-ambulatory"],
         "skeletal-maturity": ["mature", "immature"],
@@ -101,6 +111,7 @@ def cases(draw: st.DrawFn) -> tuple[Case, list[str]]:
                     add_months(at, -months),
                     draw(st.sampled_from(["final", "amended", "preliminary", "cancelled"])),
                     draw(st.sampled_from([None, "left femur", "right tibia"])),
+                    draw(st.sampled_from(OBSERVATION_DATES)),
                 )
             )
     for _ in range(draw(st.integers(0, 2))):
@@ -126,14 +137,20 @@ def to_fhir(case: Case, onset_fields: list[str]) -> tuple[dict[str, Any], list[d
         extra: dict[str, Any] = {}
         if c.concept not in OI_TYPES and c.concept != "pseudoglioma":
             where = next(findings)
-            if c.onset is not None:
+            if c.onset is not None and where == "onsetAge":
+                years = whole_years(date.fromisoformat(case.birth or ""), c.onset)
+                extra[where] = {"value": years, "unit": "a", "system": UCUM, "code": "a"}
+            elif c.onset is not None:
                 text = c.onset.isoformat()
                 extra[where] = {"start": text} if where == "onsetPeriod" else text
         extra.update(severity=c.severity, clinical=c.clinical, verification=c.verification)
         record.append(condition(c.concept, **extra))
     for o in case.observations:
         site: dict[str, Any] = {"bodySite": {"text": o.bone}} if o.bone else {}
-        record.append(observation(o.question, o.value, o.when.isoformat(), status=o.status, **site))
+        text = o.when.isoformat()
+        dated = {"effectivePeriod": {"end": text}, "issued": f"{text}T12:00:00Z"}.get(o.dated, text)
+        site[o.dated] = dated
+        record.append(observation(o.question, o.value, None, status=o.status, **site))
     for m in case.medications:
         record.append(medication(m.name, m.status, kind=m.kind, date=m.when.isoformat() if m.when else None))
     person = patient(birth=case.birth, gender=case.gender) if case.gender else patient(birth=case.birth)
