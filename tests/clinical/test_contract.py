@@ -10,8 +10,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from services.cds_hooks.cards import patient_view_cards
 from services.plan_builder import Planner
 from services.plan_builder.orders import OrderChecker
+from tests.cds_hooks.cds_rules import assert_conformant_response
 from tests.clinical.contract import (
     EXPLICIT,
     OI_TYPES,
@@ -203,3 +205,36 @@ def test_rod_order_cards_are_the_contracts(
     facts = planner.facts(person, record, case.at, validate=True)
     keys = {f.key for f in checker.check([order], facts)}
     assert keys == rod_order_keys(case, telescoping, bone), (case, rod, bone)
+
+
+OWN_CARDS = {  # the contract's "own card" column
+    "fracture-care": "warning",
+    "basilar-invagination": "warning",
+    "spinal-fracture": "warning",
+    "missing-facts": "info",
+}
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(drawn=cases())
+def test_patient_view_cards_are_the_contracts(drawn: tuple[Case, list[str]], planner: Planner) -> None:
+    """One summary card listing every key with the draft CarePlan (valid FHIR), and a card of
+    its own, with the contract's indicator, for each own-card key; nothing for no OI."""
+    case, onset_fields = drawn
+    person, record = to_fhir(case, onset_fields)
+    result = planner.plan(person, record, case.at, patient_ref="Patient/p1", validate=True)
+    body = {"cards": patient_view_cards(result, [], [], planner.plan_definition.version)}
+    assert_conformant_response(body)
+    keys = expected_keys(case)
+    if not keys:
+        assert body["cards"] == []
+        return
+    summary, *own = body["cards"]
+    assert summary["source"]["topic"]["code"] == "careplan-summary"
+    assert summary["indicator"] == "info"
+    assert all(f"({key})" in summary["detail"] for key in keys)
+    [suggestion] = summary["suggestions"]
+    careplan = suggestion["actions"][0]["resource"]
+    assert {a["detail"]["code"]["coding"][0]["code"] for a in careplan["activity"]} == keys
+    own_cards = {c["source"]["topic"]["code"]: c["indicator"] for c in own}
+    assert own_cards == {k: OWN_CARDS[k] for k in keys if k in OWN_CARDS}
