@@ -9,6 +9,7 @@ import pytest
 
 from services.plan_builder import Knowledge, Planner, PlanResult, load_knowledge
 from services.plan_builder.orders import OrderChecker
+from tests.node_tools import HL7, Hl7Tools, npm_installed
 
 DATA = Path(__file__).parent / "data"
 VIGNETTES = DATA / "vignettes"
@@ -82,3 +83,12 @@ def write_export(folder: Path, resources: list[dict[str, Any]]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for resource in resources:
         append_ndjson(folder / f"{resource['resourceType']}.ndjson", json.dumps(resource))
+
+
+@pytest.fixture(scope="session")
+def hl7() -> Hl7Tools:
+    """HL7's R4 JSON Schema and fhirpath.js under Node.js; skips, saying why, without them."""
+    why = npm_installed(HL7, "fhirpath")
+    if why is not None:
+        pytest.skip(f"HL7 R4 JSON Schema / fhirpath.js unavailable: {why}")
+    return Hl7Tools()

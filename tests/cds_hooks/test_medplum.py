@@ -10,8 +10,6 @@ skips with a message where they cannot be had.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,31 +21,16 @@ from tests.cds_hooks.cds_rules import careplan_keys, keys_of
 from tests.cds_hooks.conftest import vignette_today
 from tests.cds_hooks.test_ehr_shapes_http import SERVICE_OF, request_for
 from tests.conftest import load_vignettes
+from tests.node_tools import npm_installed
 from tests.servers import free_port, service_command, uvicorn_server
 
 HERE = Path(__file__).parents[1] / "medplum"
 VIGNETTES = load_vignettes()
 
 
-def _installed() -> str | None:
-    """None when Medplum is ready, else why it is not."""
-    if not shutil.which("node") or not shutil.which("npm"):
-        return "Node.js and npm are not installed"
-    if (HERE / "node_modules" / "@medplum" / "fhir-router").is_dir():
-        return None
-    run = subprocess.run(
-        ["npm", "install", "--no-audit", "--no-fund", "--silent"],
-        cwd=HERE,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    return None if run.returncode == 0 else f"npm install of @medplum/fhir-router failed: {run.stderr[-300:]}"
-
-
 @pytest.fixture(scope="module")
 def medplum(stub_data: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    why = _installed()
+    why = npm_installed(HERE, "@medplum/fhir-router")
     if why is not None:
         pytest.skip(f"Medplum FHIR router unavailable: {why}")
     folder = tmp_path_factory.mktemp("medplum")
