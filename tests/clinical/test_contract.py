@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.cds_hooks.cards import patient_view_cards
+from services.cds_hooks.cards import order_cards, patient_view_cards
 from services.plan_builder import Planner
 from services.plan_builder.orders import OrderChecker
 from tests.cds_hooks.cds_rules import assert_conformant_response
@@ -238,3 +238,68 @@ def test_patient_view_cards_are_the_contracts(drawn: tuple[Case, list[str]], pla
     assert {a["detail"]["code"]["coding"][0]["code"] for a in careplan["activity"]} == keys
     own_cards = {c["source"]["topic"]["code"]: c["indicator"] for c in own}
     assert own_cards == {k: OWN_CARDS[k] for k in keys if k in OWN_CARDS}
+
+
+# drafted drugs as EHRs name them -> the contract's drug group (None: no group)
+DRUGS = {
+    "Pamidronate disodium 3 MG/ML Injection": "bisphosphonate",
+    "alendronate sodium 70 mg / cholecalciferol 2800 unit tablet": "bisphosphonate",
+    "zoledronic acid 5 mg/100 mL": "bisphosphonate",
+    "Estradiol 1 MG Oral Tablet": "sex hormone",
+    "medroxyprogesterone acetate 150 MG/ML": "sex hormone",
+    "oxandrolone 2.5 mg": "sex hormone",
+    "Sodium Fluoride 1 MG Oral Tablet": "sodium fluoride",
+    "Sodium fluoride 1.1% dental gel": None,
+    "sodium fluoride varnish": None,
+    "Calcium carbonate 500 mg / Vitamin D3 400 unit": "calcium",
+    "calcium gluconate 10% injection": "calcium",
+    "calcitonin salmon 200 unit nasal spray": "calcitonin",
+    "calcitriol 0.25 mcg capsule": "vitamin D",
+    "Magnesium oxide 400 MG": "magnesium oxide",
+    "ascorbic acid 500 mg": "vitamin C",
+    "Vitamin D3 1000 unit tablet": "vitamin D",
+    "ergocalciferol 50000 unit": "vitamin D",
+    "denosumab 60 MG/ML": "not approved",
+    "teriparatide 20 mcg": "not approved",
+    "romosozumab 105 mg": "investigational",
+    "fresolimumab": "investigational",
+    "ibuprofen 100 mg": None,
+    "magnesium citrate 1.745 g": None,
+}
+KEY_OF_GROUP = {
+    "bisphosphonate": ("order-bisphosphonate-supported", "info"),
+    "not approved": ("order-not-approved", "warning"),
+    "investigational": ("order-investigational", "warning"),
+}
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(drawn=cases(), drug=st.sampled_from(sorted(DRUGS)), topical=st.booleans())
+def test_drug_order_cards_are_the_contracts(
+    drawn: tuple[Case, list[str]], drug: str, topical: bool, planner: Planner, checker: OrderChecker
+) -> None:
+    """The card a drafted drug gets, its indicator, and what it offers: removal only for the
+    warnings, the two bisphosphonate proposals where bisphosphonate-therapy holds."""
+    case, onset_fields = drawn
+    person, record = to_fhir(case, onset_fields)
+    order = medication(drug, "draft")
+    group = DRUGS[drug]
+    if topical:  # a dental or topical route takes sodium fluoride out of its group, nothing else
+        order["dosageInstruction"] = [{"route": {"text": "Topical route"}}]
+        group = None if group == "sodium fluoride" else group
+    result = planner.plan(person, record, case.at, validate=True, careplan=False)
+    cards = order_cards(checker.check([order], result.facts), result.keys, "Patient/p1")
+    keys = expected_keys(case)
+    if not keys or group is None:
+        assert cards == []
+        return
+    key, indicator = KEY_OF_GROUP.get(group, ("order-no-or-mixed-evidence", "info"))
+    [card] = cards
+    assert (card["source"]["topic"]["code"], card["indicator"]) == (key, indicator)
+    offered = [s["actions"][-1] for s in card.get("suggestions", [])]
+    removal = [a for a in offered if a["type"] == "delete"]
+    proposals = [a["resource"]["resourceType"] for a in offered if a["type"] == "create"]
+    assert len(removal) == (indicator == "warning")
+    wanted = "bisphosphonate-therapy" in keys and key != "order-bisphosphonate-supported"
+    assert proposals == (["MedicationRequest"] * 2 if wanted else [])
+    assert bool(card.get("overrideReasons")) == (indicator == "warning")
