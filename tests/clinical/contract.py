@@ -1,6 +1,6 @@
-"""The recommendation contract (../shared/clinical/recommendations.md) written a second time, as
-plainly as it reads, for differential tests: random records go through the planner and
-through this, and the keys must agree.
+"""The recommendation contract (recommendations.md in the clinical folder the team shares)
+written a second time, as plainly as it reads, for differential tests: random records go
+through the planner and through this, and the keys must agree.
 
 Nothing here imports services/: a reading of the contract shared by both sides would hide the
 defects this is for. It covers the record shapes tests/clinical/test_contract.py generates
