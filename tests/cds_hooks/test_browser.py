@@ -59,6 +59,27 @@ def _feedback_total(service: str) -> int:
     return int(httpx.get(service + "/admin/feedback").json()["total"])
 
 
+def test_a_quick_click_gets_the_chosen_patients_cards(browser: Any, service: str) -> None:
+    """patient-view clicked while the new patient's record is still loading (a slow FHIR server,
+    made so here by holding the page's requests to it) waits for that record: it never sends
+    the previous patient's record under the new patient's id (a 180 s wait for cards that never
+    came, in CI, was this race)."""
+    page = browser.new_page()
+    page.goto(service + "/")
+    page.wait_for_selector("body[data-ready=true]")
+
+    def slowly(route: Any) -> None:
+        page.wait_for_timeout(1500)
+        route.continue_()
+
+    page.route("**/demo-fhir/**", slowly)
+    page.select_option("#patient", "demo-cai")
+    page.click("#patient-view")
+    page.wait_for_selector(".card")
+    assert page.locator(".card.warning[data-topic=fracture-care]").count() == 1
+    assert "HTTP 200" in page.inner_text("#status")
+
+
 def test_try_it_page(browser: Any, service: str) -> None:
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     errors: list[str] = []
