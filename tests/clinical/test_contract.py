@@ -93,7 +93,8 @@ def cases(draw: st.DrawFn) -> tuple[Case, list[str]]:
         where = draw(st.sampled_from(ONSET_FIELDS))
         finding = case.conditions[-1]
         if where == "onsetAge":
-            if birth is None or len(birth) < 10 or finding.onset is None:
+            # FHIR's Age is never negative (age-1): an onset before birth is stated as a date
+            if birth is None or len(birth) < 10 or finding.onset is None or finding.onset < born:
                 where = "onsetDateTime"
             else:  # an age in whole years: the onset is a birthday
                 finding.onset = add_months(born, 12 * whole_years(born, finding.onset))
