@@ -108,6 +108,19 @@ def test_future_onset_is_noted_and_falls_back(planner: Planner) -> None:
     assert any("after the evaluation date" in n for n in facts.notes)
 
 
+def test_negative_onset_age_is_read_as_before_birth_and_noted(planner: Planner) -> None:
+    # FHIR's Age is never negative; the contract's birthDate + onsetAge still dates it
+    age = {"value": -2, "unit": "wk", "system": "http://unitsofmeasure.org", "code": "wk"}
+    newborn = patient(birth="2026-05-25")
+    facts = planner.facts(newborn, [c("oi-type-3"), c("fracture-femur", None, onsetAge=age)], AT)
+    assert facts.fractures[0].onset is not None
+    assert facts.fractures[0].onset.start == date(2026, 5, 11)
+    assert any("onsetAge is negative" in n for n in facts.notes)
+    one_week = c("fracture-femur", None, onsetAge={**age, "value": 1})
+    plain = planner.facts(newborn, [c("oi-type-3"), one_week], AT)
+    assert not any("onsetAge" in n for n in plain.notes)
+
+
 def test_partial_onset_straddling_window_is_undecided(planner: Planner) -> None:
     # 2026-04 runs from 42+ days ago into the window: recent is undecided, not guessed
     facts = planner.facts(patient(), [c("oi-type-1"), c("fracture-femur", "2026-04")], AT)

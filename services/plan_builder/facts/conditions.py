@@ -317,4 +317,11 @@ def _birth_plus_age(birth: DateRange, age: JSON, ref: str | None, record: Record
             f"{ref or 'a Condition'}: onsetAge puts the onset after the evaluation date; ignored"
         )
         return None
+    if amount < 0:
+        # The contract's onset is birthDate + onsetAge, so the date stands (a fracture before
+        # birth is real in OI), but FHIR's Age is never negative: the chart entry needs a look.
+        record.notes.append(
+            f"{ref or 'a Condition'}: onsetAge is negative (a FHIR Age never is); "
+            "read as an onset before birth"
+        )
     return DateRange(start, min(end, record.at))
