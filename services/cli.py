@@ -276,8 +276,14 @@ def run_serve(args: argparse.Namespace, err: IO[str]) -> int:
     problem = settings.startup_problem()
     if problem is not None:
         return _fail(problem, err, "invalid")
-    in_memory = settings.database_url in ("sqlite://", "sqlite:///:memory:")
-    if settings.auth_required and args.workers > 1 and not settings.redis_url and in_memory:
+    from services.cds_hooks.db import in_memory
+
+    if (
+        settings.auth_required
+        and args.workers > 1
+        and not settings.redis_url
+        and in_memory(settings.database_url)
+    ):
         # each worker would keep its own replay cache: a token could be replayed to another
         return _fail(
             "auth is required with several workers but the JWT replay cache is not shared: "

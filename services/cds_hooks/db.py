@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -25,6 +26,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import QueuePool
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 metadata = MetaData()
@@ -112,9 +114,21 @@ def installation_secret(engine: Engine, name: str = "card-ids") -> bytes:
     return bytes.fromhex(value)
 
 
+def in_memory(url: str) -> bool:
+    """Whether the URL names an in-memory SQLite database (nothing kept after a restart)."""
+    return url.startswith("sqlite") and make_url(url).database in (None, "", ":memory:")
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # An in-memory database lives in its connection, and SQLAlchemy's default pool for it
+        # gives each thread a connection (a database) of its own: feedback, card counts and
+        # reports, written and read in worker threads, met an empty one. One connection for
+        # the process instead, used by one thread at a time.
+        pool: dict[str, Any] = (
+            {"poolclass": QueuePool, "pool_size": 1, "max_overflow": 0} if in_memory(url) else {}
+        )
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **pool)
 
         @event.listens_for(engine, "connect")
         def _pragmas(connection, _record):  # type: ignore[no-untyped-def]
@@ -134,14 +148,22 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def migrate(url: str) -> None:
+def migrate(url: str, engine: Engine | None = None) -> None:
     """Bring the schema to the newest migration (idempotent).
 
     A SQLite file is migrated under an exclusive lock beside it: uvicorn's workers each run
     the lifespan, and two migrating a new file at once left one worker dead at start-up
-    ("table ... already exists"). The second waits, then finds the schema current."""
+    ("table ... already exists"). The second waits, then finds the schema current. An
+    in-memory database exists only in its engine's connection: it is migrated through
+    `engine`, the one the service then uses."""
+    if in_memory(url) and engine is not None:
+        config = alembic_config(url)
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+        return
     database = make_url(url).database if url.startswith("sqlite") else None
-    if not database or database == ":memory:":
+    if not database or in_memory(url):
         command.upgrade(alembic_config(url), "head")
         return
     with open(f"{database}.migrate-lock", "a") as lock:

@@ -84,9 +84,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.database_url.startswith("sqlite"):
-            migrate(settings.database_url)  # a shared database is migrated by `oi-cds migrate`
         engine = make_engine(settings.database_url)
+        if settings.database_url.startswith("sqlite"):
+            migrate(settings.database_url, engine)  # a shared database: by `oi-cds migrate`
         migrated = await run_in_threadpool(schema_current, engine)
         shadow_secret = (
             settings.shadow_secret.get_secret_value().encode()

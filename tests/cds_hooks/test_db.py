@@ -1,4 +1,5 @@
-"""The SQLite schema as uvicorn's workers meet it: each runs the lifespan, so each migrates."""
+"""SQLite as the service meets it: uvicorn's workers each run the lifespan, so each migrates;
+an in-memory database is shared by the threads of its process."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ import multiprocessing.synchronize
 import sqlite3
 from pathlib import Path
 
+import httpx
+
 from services.cds_hooks.db import migrate
+from services.cds_hooks.examples import patient_view_example
+from tests.servers import demo_service
 
 WORKERS = 4
 
@@ -40,3 +45,30 @@ def test_workers_migrating_a_new_file_at_once_all_start(tmp_path: Path) -> None:
         assert found == [], f"a worker failed to migrate: {found}"
         tables = {r[0] for r in sqlite3.connect(database).execute("select name from sqlite_master")}
         assert {"alembic_version", "service_secret"} <= tables
+
+
+def test_an_in_memory_database_keeps_feedback_and_card_counts(tmp_path: Path) -> None:
+    """sqlite:// (nothing kept after a restart) is one database for the whole process: feedback
+    and card counts are written from worker threads, which once each saw an empty database of
+    their own (the feedback POST and the analytics report were a 500)."""
+    with demo_service(tmp_path, {"OI_CDS_DATABASE_URL": "sqlite://"}) as base:
+        body = patient_view_example()
+        cards = httpx.post(f"{base}/cds-services/oi-management", json=body, timeout=30).json()["cards"]
+        summary = cards[0]
+        item = {
+            "card": summary["uuid"],
+            "outcome": "accepted",
+            "outcomeTimestamp": "2026-12-04T10:00:00Z",
+            "acceptedSuggestions": [{"id": summary["suggestions"][0]["uuid"]}],
+        }
+        answer = httpx.post(
+            f"{base}/cds-services/oi-management/feedback", json={"feedback": [item]}, timeout=30
+        )
+        assert answer.status_code == 200, answer.text
+        report = httpx.get(f"{base}/admin/analytics.json", timeout=30)
+        assert report.status_code == 200, report.text
+        rows = {row["recommendation"]: row for row in report.json()["rows"]}
+        assert rows["careplan-summary"]["shown"] == 1
+        assert rows["careplan-summary"]["accepted"] == 1
+        assert sum(row["shown"] for row in rows.values()) == len(cards)
+    assert "card counts not written" not in (tmp_path / "log.txt").read_text()

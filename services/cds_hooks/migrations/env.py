@@ -16,6 +16,12 @@ def run() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
+    given = config.attributes.get("connection")  # an in-memory database's own (db.migrate)
+    if given is not None:
+        context.configure(connection=given, target_metadata=metadata)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
     engine = create_engine(url)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=metadata)
