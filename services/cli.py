@@ -133,7 +133,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the CDS Hooks service (uvicorn)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes, each with its own socket")
     sub.add_parser("migrate", help="bring the feedback database (OI_CDS_DATABASE_URL) to the newest schema")
     sub.add_parser("settings-table", help="print the settings as a Markdown table (the README's)")
     keys = sub.add_parser("dev-keys", help="write a local signing key and its JWKS (a development issuer)")
@@ -268,8 +268,6 @@ def _settings_or_fail(err: IO[str]) -> Settings | None:
 
 
 def run_serve(args: argparse.Namespace, err: IO[str]) -> int:
-    import uvicorn
-
     settings = _settings_or_fail(err)
     if settings is None:
         return 2
@@ -300,7 +298,9 @@ def run_serve(args: argparse.Namespace, err: IO[str]) -> int:
         load_knowledge(settings.knowledge_dir, site_dir=settings.site_dir)
     except KnowledgeError as exc:
         return _plan_failure(exc, err, "the service cannot start on this knowledge or site directory")
-    uvicorn.run(
+    from services.cds_hooks.workers import serve
+
+    return serve(
         "services.cds_hooks.main:create_app",
         factory=True,
         log_config=configure(),
@@ -310,7 +310,6 @@ def run_serve(args: argparse.Namespace, err: IO[str]) -> int:
         workers=args.workers,
         log_level="info",
     )
-    return 0
 
 
 def run_migrate(err: IO[str]) -> int:

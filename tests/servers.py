@@ -90,11 +90,12 @@ def service_command(port: int) -> list[str]:
 def bench_command(
     port: int, workers: int = 1, app: str = "--factory services.cds_hooks.main:create_app"
 ) -> list[str]:
-    """An app under uvicorn as the benchmarks run it (the service by default): no access log."""
+    """An app under uvicorn as the benchmarks run it (the service by default), with the workers
+    of `oi-cds serve` (a socket each) and no access log."""
     return [
         sys.executable,
         "-m",
-        "uvicorn",
+        "services.cds_hooks.workers",
         *app.split(),
         "--host",
         "127.0.0.1",
@@ -102,7 +103,4 @@ def bench_command(
         str(port),
         "--workers",
         str(workers),
-        "--no-access-log",
-        "--log-level",
-        "warning",
     ]
