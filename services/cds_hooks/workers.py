@@ -10,7 +10,8 @@ addresses. Where the platform has no SO_REUSEPORT, uvicorn's own supervisor is u
 
 The supervisor restarts a worker that dies after it started serving; a worker that dies before
 it served (the application, its settings or the socket cannot start) stops the service, as it
-would fail the same way again. Unlike uvicorn's, it does not ping its workers, nor restart them
+would fail the same way again. Workers stop when the supervisor is gone, even if it was killed
+(else they would keep the port). Unlike uvicorn's, it does not ping its workers, nor restart them
 on SIGHUP: a worker that hangs without dying is for the health check on ``/healthz`` to find.
 """
 
@@ -21,6 +22,8 @@ import json
 import logging
 import logging.config
 import multiprocessing
+import multiprocessing.connection
+import os
 import signal
 import socket
 import sys
@@ -86,7 +89,18 @@ class _Server(uvicorn.Server):
             self.ready.set()
 
 
+def _orphaned() -> None:
+    """Stop this worker (gracefully) when the supervisor is gone, killed or not: a worker left
+    behind would keep the port, and answer, with nothing to replace or stop it."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        multiprocessing.connection.wait([parent.sentinel])
+        log.warning("the supervisor is gone; worker %d stops", os.getpid())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _worker(options: dict[str, Any], ready: Event) -> None:
+    threading.Thread(target=_orphaned, name="supervisor-watch", daemon=True).start()
     config = uvicorn.Config(**options)  # configures this process's logging
     try:
         sock = _bind(config.host, config.port, reuse_port=True)

@@ -162,6 +162,17 @@ def test_stopping_the_service_stops_every_worker(tmp_path: Path) -> None:
         probe.bind(("127.0.0.1", port))  # the port is free again
 
 
+def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    """SIGKILL leaves the supervisor no time to stop its workers: they notice and stop."""
+    with serving(tmp_path) as (_, port):
+        workers = set(listeners(port))
+        (supervisor,) = {_ppid(pid) for pid in workers}
+        os.kill(supervisor, signal.SIGKILL)
+        _wait_for(lambda: not listeners(port), "no worker left listening on the port")
+        _wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), "every worker gone")
+    assert "the supervisor is gone" in (tmp_path / "log.txt").read_text()
+
+
 def test_a_second_service_on_the_same_port_is_refused(tmp_path: Path) -> None:
     with serving(tmp_path) as (base, port):
         second = _run_to_exit(port, "sqlite://")
