@@ -27,6 +27,12 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
 
 
+def _workers(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a number of workers (1 or more): {text!r}")
+    return int(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oi-cds", description="OI clinical decision support")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -133,7 +139,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the CDS Hooks service (uvicorn)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1, help="worker processes, each with its own socket")
+    serve.add_argument(
+        "--workers", type=_workers, default=1, help="worker processes, each with its own socket"
+    )
     sub.add_parser("migrate", help="bring the feedback database (OI_CDS_DATABASE_URL) to the newest schema")
     sub.add_parser("settings-table", help="print the settings as a Markdown table (the README's)")
     keys = sub.add_parser("dev-keys", help="write a local signing key and its JWKS (a development issuer)")

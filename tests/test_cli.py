@@ -136,6 +136,13 @@ def test_serve_refuses_several_workers_without_a_shared_replay_cache() -> None:
     assert "replay cache is not shared" in json.loads(run.stderr)["issue"][0]["diagnostics"]
 
 
+@pytest.mark.parametrize("workers", ["0", "-1", "two"])
+def test_serve_refuses_a_number_of_workers_that_is_not_one_or_more(workers: str) -> None:
+    run = oi_cds("serve", "--workers", workers, "--port", "1")
+    assert run.returncode == 2
+    assert "not a number of workers (1 or more)" in run.stderr
+
+
 def test_serve_refuses_auth_without_a_public_base_url() -> None:
     """Issue 16: the JWT audience must never come from the Host header a caller chooses."""
     import os
