@@ -1,7 +1,7 @@
 """`oi-cds serve --workers N`: a listening socket per worker, so that connections opened
 together reach every worker; a worker that dies is replaced; one that cannot start stops the
-service; the port of a running service is refused to a second one. Read off /proc: which
-process holds which TCP socket."""
+service; workers stop when their supervisor is killed; the port of a running service is
+refused to a second one. Read off /proc: which process holds which TCP socket."""
 
 from __future__ import annotations
 
@@ -26,7 +26,6 @@ pytestmark = pytest.mark.skipif(
 
 WORKERS = 2
 LISTEN = "0A"  # /proc/net/tcp's state of a listening socket
-ESTABLISHED = "01"
 DEMO = {"OI_CDS_DEMO": "true"}
 
 
