@@ -127,10 +127,12 @@ def test_a_worker_that_dies_is_replaced(tmp_path: Path) -> None:
         supervisor = {_ppid(pid) for pid in before}
         victim = min(before)
         os.kill(victim, signal.SIGKILL)
-        _wait_for(
-            lambda: len(listeners(port)) == WORKERS and victim not in listeners(port),
-            "a new worker listening in place of the killed one",
-        )
+
+        def replaced() -> bool:
+            now = listeners(port)  # once: the victim may go between two looks
+            return len(now) == WORKERS and victim not in now
+
+        _wait_for(replaced, "a new worker listening in place of the killed one")
         supervisors = {_ppid(pid) for pid in listeners(port)}
         assert supervisors == supervisor, "the same supervisor started the new worker"
         for _ in range(10):  # fresh connections: whichever worker takes them answers
