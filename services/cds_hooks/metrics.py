@@ -1,5 +1,6 @@
 """Prometheus metrics. Labels are service ids, recommendation keys, statuses and reasons:
-never patient data. With several workers, set PROMETHEUS_MULTIPROC_DIR to aggregate them."""
+never patient data. Several workers count in one PROMETHEUS_MULTIPROC_DIR: `oi-cds serve
+--workers N` makes one (services/cds_hooks/workers.py) unless it is set."""
 
 from __future__ import annotations
 

@@ -11,8 +11,10 @@ addresses. Where the platform has no SO_REUSEPORT, uvicorn's own supervisor is u
 The supervisor restarts a worker that dies after it started serving; a worker that dies before
 it served (the application, its settings or the socket cannot start) stops the service, as it
 would fail the same way again. Workers stop when the supervisor is gone, even if it was killed
-(else they would keep the port). Unlike uvicorn's, it does not ping its workers, nor restart them
-on SIGHUP: a worker that hangs without dying is for the health check on ``/healthz`` to find.
+(else they would keep the port). The workers' Prometheus metrics are aggregated
+(PROMETHEUS_MULTIPROC_DIR: a fresh folder of the supervisor's, removed at exit, unless set).
+Unlike uvicorn's supervisor, it does not ping its workers, nor restart them on SIGHUP: a worker
+that hangs without dying is for the health check on ``/healthz`` to find.
 """
 
 from __future__ import annotations
@@ -24,11 +26,14 @@ import logging.config
 import multiprocessing
 import multiprocessing.connection
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from multiprocessing.context import SpawnProcess
 from multiprocessing.synchronize import Event
 from pathlib import Path
@@ -110,6 +115,22 @@ def _worker(options: dict[str, Any], ready: Event) -> None:
     _Server(config, ready).run(sockets=[sock])
 
 
+@contextmanager
+def _shared_metrics() -> Iterator[None]:
+    """A fresh PROMETHEUS_MULTIPROC_DIR for the workers, unless one is set: each worker counts
+    in its own registry otherwise, and /metrics answers for whichever worker takes the scrape."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="oi-cds-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder  # inherited by the workers, read at import
+    try:
+        yield
+    finally:
+        del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 class Supervisor:
     def __init__(self, options: dict[str, Any], count: int) -> None:
         self.options = options
@@ -129,6 +150,10 @@ class Supervisor:
     def run(self) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self._stop)
+        with _shared_metrics():
+            return self._supervise()
+
+    def _supervise(self) -> int:
         self.workers = [self._start() for _ in range(self.count)]
         log.info(
             "listening on http://%s:%d with %d workers, a socket each",

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from services.cds_hooks.examples import patient_view_example
 from tests.servers import free_port, service_command, uvicorn_server
 
 pytestmark = pytest.mark.skipif(
@@ -72,10 +73,12 @@ def listeners(port: int) -> dict[int, int]:
 
 
 @contextmanager
-def serving(tmp_path: Path, workers: int = WORKERS) -> Iterator[tuple[str, int]]:
+def serving(
+    tmp_path: Path, workers: int = WORKERS, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, int]]:
     port = free_port()
     command = [*service_command(port), "--workers", str(workers)]
-    env = {**DEMO, "OI_CDS_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
+    env = {**DEMO, "OI_CDS_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", **(env or {})}
     with uvicorn_server(command, port, tmp_path / "log.txt", env) as base:
         deadline = time.monotonic() + 30
         while len(listeners(port)) < workers and time.monotonic() < deadline:
@@ -119,6 +122,30 @@ def test_each_worker_listens_and_connections_opened_together_reach_all(tmp_path:
         # with one shared socket, connections opened together all went to one worker in half
         # the runs (measured); with a socket each, all 24 on one worker is a 1-in-8-million event
         assert serving_pids == set(workers), (serving_pids, workers)
+
+
+def test_metrics_count_the_calls_of_every_worker(tmp_path: Path) -> None:
+    """Each worker counts in its own registry unless they share a PROMETHEUS_MULTIPROC_DIR: the
+    supervisor makes one, so every scrape, whichever worker takes it, gives the same totals."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+
+    def metrics_folders() -> list[str]:
+        return [p.name for p in scratch.iterdir() if p.name.startswith("oi-cds-metrics-")]
+
+    with serving(tmp_path, env={"TMPDIR": str(scratch)}) as (base, port):
+        assert len(listeners(port)) == WORKERS
+        calls = 20
+        for _ in range(calls):  # a connection each: the kernel spreads them over the workers
+            answer = httpx.post(f"{base}/cds-services/oi-management", json=patient_view_example(), timeout=30)
+            assert answer.status_code == 200
+        line = 'oi_cds_requests_total{endpoint="hook",service="oi-management",status="200"}'
+        for _ in range(8):
+            scraped = httpx.get(f"{base}/metrics", timeout=10).text
+            counts = [float(row.split()[-1]) for row in scraped.splitlines() if row.startswith(line)]
+            assert counts == [calls], counts
+        assert len(metrics_folders()) == 1
+    assert metrics_folders() == [], "the metrics folder is removed at exit"
 
 
 def test_a_worker_that_dies_is_replaced(tmp_path: Path) -> None:
