@@ -156,22 +156,21 @@ def migrate(url: str, engine: Engine | None = None) -> None:
     ("table ... already exists"). The second waits, then finds the schema current. An
     in-memory database exists only in its engine's connection: it is migrated through
     `engine`, the one the service then uses."""
+    config = alembic_config(url)
+    database = make_url(url).database if url.startswith("sqlite") else None
     if in_memory(url) and engine is not None:
-        config = alembic_config(url)
         with engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
-        return
-    database = make_url(url).database if url.startswith("sqlite") else None
-    if not database or in_memory(url):
-        command.upgrade(alembic_config(url), "head")
-        return
-    with open(f"{database}.migrate-lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            command.upgrade(alembic_config(url), "head")
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    elif not database or in_memory(url):
+        command.upgrade(config, "head")
+    else:
+        with open(f"{database}.migrate-lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                command.upgrade(config, "head")
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def schema_current(engine: Engine) -> bool:
