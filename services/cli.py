@@ -33,6 +33,16 @@ def _workers(text: str) -> int:
     return int(text)
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):  # nan fails the comparison
+        raise argparse.ArgumentTypeError(f"not a number of seconds (more than 0): {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oi-cds", description="OI clinical decision support")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -141,6 +151,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument(
         "--workers", type=_workers, default=1, help="worker processes, each with its own socket"
+    )
+    serve.add_argument(
+        "--worker-timeout",
+        type=_seconds,
+        default=30.0,  # workers.WORKER_TIMEOUT_S: that module imports uvicorn, which `plan` need not
+        help="with several workers: seconds a worker's event loop may stay still before the worker "
+        "is killed and replaced (default 30)",
     )
     sub.add_parser("migrate", help="bring the feedback database (OI_CDS_DATABASE_URL) to the newest schema")
     sub.add_parser("settings-table", help="print the settings as a Markdown table (the README's)")
@@ -316,6 +333,7 @@ def run_serve(args: argparse.Namespace, err: IO[str]) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
+        worker_timeout=args.worker_timeout,
         log_level="info",
     )
 

@@ -143,6 +143,20 @@ def test_serve_refuses_a_number_of_workers_that_is_not_one_or_more(workers: str)
     assert "not a number of workers (1 or more)" in run.stderr
 
 
+@pytest.mark.parametrize("seconds", ["0", "-3", "soon", "nan", "inf"])
+def test_serve_refuses_a_worker_timeout_that_is_not_a_positive_number(seconds: str) -> None:
+    run = oi_cds("serve", "--workers", "2", "--worker-timeout", seconds, "--port", "1")
+    assert run.returncode == 2
+    assert "not a number of seconds (more than 0)" in run.stderr
+
+
+def test_serve_worker_timeout_defaults_to_the_supervisors() -> None:
+    from services.cds_hooks.workers import WORKER_TIMEOUT_S
+    from services.cli import _parser
+
+    assert _parser().parse_args(["serve"]).worker_timeout == WORKER_TIMEOUT_S
+
+
 def test_serve_refuses_auth_without_a_public_base_url() -> None:
     """Issue 16: the JWT audience must never come from the Host header a caller chooses."""
     import os

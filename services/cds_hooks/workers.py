@@ -13,13 +13,20 @@ it served (the application, its settings or the socket cannot start) stops the s
 would fail the same way again. Workers stop when the supervisor is gone, even if it was killed
 (else they would keep the port). The workers' Prometheus metrics are aggregated
 (PROMETHEUS_MULTIPROC_DIR: a fresh folder of the supervisor's, removed at exit, unless set).
-Unlike uvicorn's supervisor, it does not ping its workers, nor restart them on SIGHUP: a worker
-that hangs without dying is for the health check on ``/healthz`` to find.
+
+A worker that hangs without dying would keep its socket, and the kernel would go on giving it
+its share of new connections, each waiting for an answer that never comes. So each worker's
+event loop beats (a shared timestamp, every second), and a worker whose loop has not run for
+``worker_timeout`` seconds is killed and replaced, like gunicorn's ``--timeout``. The beat is
+the event loop's own, not a thread's: a loop blocked by a stuck call is a hang, though the
+process lives. Heavy work (``$apply``, reports) runs in threads, so a busy worker still beats.
+Unlike uvicorn's supervisor, it does not restart the workers on SIGHUP.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import logging.config
@@ -32,24 +39,40 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from multiprocessing.context import SpawnProcess
 from multiprocessing.synchronize import Event
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
+
+if TYPE_CHECKING:
+    from multiprocessing.sharedctypes import Synchronized
+
+    Beat = Synchronized[float]  # when the worker's event loop last ran (time.monotonic)
 
 log = logging.getLogger("oi_cds.workers")
 
 STARTUP_FAILURE = 3  # uvicorn's exit code when a server cannot start
 STOP_GRACE_S = 30.0  # a worker still finishing requests after this is killed
+WORKER_TIMEOUT_S = 30.0  # a worker whose event loop has not run for this long is killed
+BEAT_S = 1.0
 _SPAWN = multiprocessing.get_context("spawn")  # as uvicorn: no state forked from the supervisor
 
 
-def serve(app: str, *, host: str, port: int, workers: int, **options: Any) -> int:
+def serve(
+    app: str,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    worker_timeout: float = WORKER_TIMEOUT_S,
+    **options: Any,
+) -> int:
     """Serve `app` (an import string) and return the exit code. ``options`` are uvicorn.Config's."""
     # port 0 is a port of the kernel's choosing: one per socket, so the workers share uvicorn's
     if workers <= 1 or port == 0 or not hasattr(socket, "SO_REUSEPORT"):
@@ -64,7 +87,7 @@ def serve(app: str, *, host: str, port: int, workers: int, **options: Any) -> in
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
         return 1
-    return Supervisor(dict(options, app=app, host=host, port=port), workers).run()
+    return Supervisor(dict(options, app=app, host=host, port=port), workers, worker_timeout).run()
 
 
 def _bind(host: str, port: int, reuse_port: bool) -> socket.socket:
@@ -82,16 +105,25 @@ def _bind(host: str, port: int, reuse_port: bool) -> socket.socket:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, which tells the supervisor once it serves."""
+    """uvicorn's server, which tells the supervisor once it serves, then beats from its loop."""
 
-    def __init__(self, config: uvicorn.Config, ready: Event) -> None:
+    def __init__(self, config: uvicorn.Config, ready: Event, beat: Beat) -> None:
         super().__init__(config)
         self.ready = ready
+        self.beat = beat
+        self.beating: asyncio.Task[None] | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started:
+            self.beat.value = time.monotonic()
+            self.beating = asyncio.create_task(self._beat())
             self.ready.set()
+
+    async def _beat(self) -> None:
+        while True:
+            self.beat.value = time.monotonic()  # CLOCK_MONOTONIC: one clock for every process
+            await asyncio.sleep(BEAT_S)
 
 
 def _orphaned() -> None:
@@ -104,7 +136,7 @@ def _orphaned() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _worker(options: dict[str, Any], ready: Event) -> None:
+def _worker(options: dict[str, Any], ready: Event, beat: Beat) -> None:
     threading.Thread(target=_orphaned, name="supervisor-watch", daemon=True).start()
     config = uvicorn.Config(**options)  # configures this process's logging
     try:
@@ -112,7 +144,7 @@ def _worker(options: dict[str, Any], ready: Event) -> None:
     except OSError as exc:
         log.error("worker cannot listen on %s:%d: %s", config.host, config.port, exc.strerror or exc)
         sys.exit(STARTUP_FAILURE)
-    _Server(config, ready).run(sockets=[sock])
+    _Server(config, ready, beat).run(sockets=[sock])
 
 
 @contextmanager
@@ -132,17 +164,19 @@ def _shared_metrics() -> Iterator[None]:
 
 
 class Supervisor:
-    def __init__(self, options: dict[str, Any], count: int) -> None:
+    def __init__(self, options: dict[str, Any], count: int, worker_timeout: float = WORKER_TIMEOUT_S) -> None:
         self.options = options
         self.count = count
+        self.worker_timeout = worker_timeout
         self.stopping = threading.Event()
-        self.workers: list[tuple[SpawnProcess, Event]] = []
+        self.workers: list[tuple[SpawnProcess, Event, Beat]] = []
 
-    def _start(self) -> tuple[SpawnProcess, Event]:
+    def _start(self) -> tuple[SpawnProcess, Event, Beat]:
         ready = _SPAWN.Event()
-        process = _SPAWN.Process(target=_worker, args=(self.options, ready), name="oi-cds-worker")
+        beat: Beat = _SPAWN.Value("d", 0.0)
+        process = _SPAWN.Process(target=_worker, args=(self.options, ready, beat), name="oi-cds-worker")
         process.start()
-        return process, ready
+        return process, ready, beat
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
         self.stopping.set()
@@ -163,14 +197,30 @@ class Supervisor:
         )
         code = 0
         while not self.stopping.wait(0.5):
+            self._kill_hung()
             code = self._replace_dead()
             if code:
                 break
         self._stop_all()
         return code
 
+    def _kill_hung(self) -> None:
+        """Kill a serving worker whose event loop has stopped (replaced as any dead worker)."""
+        now = time.monotonic()
+        for process, ready, beat in self.workers:
+            silent = now - beat.value
+            if ready.is_set() and silent > self.worker_timeout and process.is_alive():
+                log.error(
+                    "worker %s has not run its event loop for %.0f s (limit %g s); killed",
+                    process.pid,
+                    silent,
+                    self.worker_timeout,
+                )
+                process.kill()
+                process.join(STOP_GRACE_S)
+
     def _replace_dead(self) -> int:
-        for i, (process, ready) in enumerate(self.workers):
+        for i, (process, ready, _) in enumerate(self.workers):
             if process.is_alive():
                 continue
             if not ready.is_set():
@@ -181,10 +231,10 @@ class Supervisor:
         return 0
 
     def _stop_all(self) -> None:
-        for process, _ in self.workers:
+        for process, _, _ in self.workers:
             if process.is_alive():
                 process.terminate()  # SIGTERM: uvicorn finishes the requests in flight
-        for process, _ in self.workers:
+        for process, _, _ in self.workers:
             process.join(STOP_GRACE_S)
             if process.is_alive():
                 log.warning("worker %s still running after %g s; killed", process.pid, STOP_GRACE_S)
@@ -201,11 +251,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--log-config", type=Path, help="a logging configuration (dictConfig) as JSON")
+    parser.add_argument("--worker-timeout", type=float, default=WORKER_TIMEOUT_S)
     args = parser.parse_args(argv)
     options: dict[str, Any] = {"factory": args.factory, "access_log": False, "log_level": "warning"}
     if args.log_config:
         options["log_config"] = json.loads(args.log_config.read_text())
-    return serve(args.app, host=args.host, port=args.port, workers=args.workers, **options)
+    return serve(
+        args.app,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        worker_timeout=args.worker_timeout,
+        **options,
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """`oi-cds serve --workers N`: a listening socket per worker, so that connections opened
-together reach every worker; a worker that dies is replaced; one that cannot start stops the
-service; workers stop when their supervisor is killed; the port of a running service is
+together reach every worker; a worker that dies or hangs is replaced; one that cannot start
+stops the service; workers stop when their supervisor is killed; the port of a running service is
 refused to a second one. Read off /proc: which process holds which TCP socket."""
 
 from __future__ import annotations
@@ -74,10 +74,10 @@ def listeners(port: int) -> dict[int, int]:
 
 @contextmanager
 def serving(
-    tmp_path: Path, workers: int = WORKERS, env: dict[str, str] | None = None
+    tmp_path: Path, workers: int = WORKERS, env: dict[str, str] | None = None, options: tuple[str, ...] = ()
 ) -> Iterator[tuple[str, int]]:
     port = free_port()
-    command = [*service_command(port), "--workers", str(workers)]
+    command = [*service_command(port), "--workers", str(workers), *options]
     env = {**DEMO, "OI_CDS_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", **(env or {})}
     with uvicorn_server(command, port, tmp_path / "log.txt", env) as base:
         deadline = time.monotonic() + 30
@@ -165,6 +165,42 @@ def test_a_worker_that_dies_is_replaced(tmp_path: Path) -> None:
         for _ in range(10):  # fresh connections: whichever worker takes them answers
             assert httpx.get(base + "/healthz", timeout=10).status_code == 200
     assert "starting another" in (tmp_path / "log.txt").read_text()
+
+
+def test_a_worker_that_hangs_is_killed_and_replaced(tmp_path: Path) -> None:
+    """A stopped process keeps its socket, and the kernel would go on handing it connections
+    that are never answered: a worker whose event loop has not run for --worker-timeout goes."""
+    with serving(tmp_path, options=("--worker-timeout", "2")) as (base, port):
+        before = listeners(port)
+        victim = min(before)
+        os.kill(victim, signal.SIGSTOP)  # alive, holding its socket, running nothing
+
+        def replaced() -> bool:
+            now = listeners(port)
+            return len(now) == WORKERS and victim not in now
+
+        _wait_for(replaced, "a new worker listening in place of the hung one")
+        assert not Path(f"/proc/{victim}").exists(), "the hung worker was killed and reaped"
+        for _ in range(10):  # fresh connections: none goes to the hung worker any more
+            assert httpx.get(base + "/healthz", timeout=10).status_code == 200
+    log = (tmp_path / "log.txt").read_text()
+    assert f"worker {victim} has not run its event loop" in log
+    assert "starting another" in log
+
+
+def test_workers_that_serve_are_not_taken_for_hung(tmp_path: Path) -> None:
+    """Each worker's loop beats every second: with a 3 s limit, serving workers, idle or busy,
+    stay the same processes."""
+    with serving(tmp_path, options=("--worker-timeout", "3")) as (base, port):
+        workers = set(listeners(port))
+        assert len(workers) == WORKERS
+        deadline = time.monotonic() + 7
+        while time.monotonic() < deadline:
+            answer = httpx.post(f"{base}/cds-services/oi-management", json=patient_view_example(), timeout=30)
+            assert answer.status_code == 200
+            time.sleep(0.2)
+        assert set(listeners(port)) == workers
+    assert "has not run its event loop" not in (tmp_path / "log.txt").read_text()
 
 
 def test_stopping_the_service_stops_every_worker(tmp_path: Path) -> None:
