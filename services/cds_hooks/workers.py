@@ -20,6 +20,8 @@ event loop beats (a shared timestamp, every second), and a worker whose loop has
 ``worker_timeout`` seconds is killed and replaced, like gunicorn's ``--timeout``. The beat is
 the event loop's own, not a thread's: a loop blocked by a stuck call is a hang, though the
 process lives. Heavy work (``$apply``, reports) runs in threads, so a busy worker still beats.
+When the supervisor finds it stood still itself (the whole service stopped with Ctrl-Z, a paused
+VM), the workers stood still with it: the limit counts again from then.
 Unlike uvicorn's supervisor, it does not restart the workers on SIGHUP.
 """
 
@@ -61,6 +63,8 @@ STARTUP_FAILURE = 3  # uvicorn's exit code when a server cannot start
 STOP_GRACE_S = 30.0  # a worker still finishing requests after this is killed
 WORKER_TIMEOUT_S = 30.0  # a worker whose event loop has not run for this long is killed
 BEAT_S = 1.0
+CHECK_S = 0.5  # the supervisor's round: dead workers, hung workers
+STALLED_S = 5.0  # a round this late: the supervisor itself was stopped
 _SPAWN = multiprocessing.get_context("spawn")  # as uvicorn: no state forked from the supervisor
 
 
@@ -170,6 +174,7 @@ class Supervisor:
         self.worker_timeout = worker_timeout
         self.stopping = threading.Event()
         self.workers: list[tuple[SpawnProcess, Event, Beat]] = []
+        self.grace_from = 0.0  # hang checks count from here after the supervisor stood still
 
     def _start(self) -> tuple[SpawnProcess, Event, Beat]:
         ready = _SPAWN.Event()
@@ -196,19 +201,25 @@ class Supervisor:
             self.count,
         )
         code = 0
-        while not self.stopping.wait(0.5):
-            self._kill_hung()
+        checked = time.monotonic()
+        while not self.stopping.wait(CHECK_S):
+            now, last = time.monotonic(), checked
+            checked = now
+            if now - last > STALLED_S:
+                # the supervisor itself stood still (the whole service stopped with Ctrl-Z, a
+                # paused VM): the workers stood still with it, and get a full limit from now
+                self.grace_from = now
+            self._kill_hung(now)
             code = self._replace_dead()
             if code:
                 break
         self._stop_all()
         return code
 
-    def _kill_hung(self) -> None:
+    def _kill_hung(self, now: float) -> None:
         """Kill a serving worker whose event loop has stopped (replaced as any dead worker)."""
-        now = time.monotonic()
         for process, ready, beat in self.workers:
-            silent = now - beat.value
+            silent = now - max(beat.value, self.grace_from)
             if ready.is_set() and silent > self.worker_timeout and process.is_alive():
                 log.error(
                     "worker %s has not run its event loop for %.0f s (limit %g s); killed",

@@ -203,6 +203,28 @@ def test_workers_that_serve_are_not_taken_for_hung(tmp_path: Path) -> None:
     assert "has not run its event loop" not in (tmp_path / "log.txt").read_text()
 
 
+def test_a_service_stopped_whole_and_resumed_keeps_its_workers(tmp_path: Path) -> None:
+    """Ctrl-Z then `fg`, or a paused VM: every process stood still, the workers' beats are old
+    when the supervisor wakes, and none of them hung. The supervisor resumes first here, as it
+    may: it must see that it stood still itself before it judges the workers."""
+    with serving(tmp_path, options=("--worker-timeout", "2")) as (base, port):
+        workers = set(listeners(port))
+        (supervisor,) = {_ppid(pid) for pid in workers}
+        for pid in (supervisor, *workers):
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(6)  # longer than the limit, and than a round of the supervisor's
+            os.kill(supervisor, signal.SIGCONT)
+            time.sleep(1)  # a round or two: the workers' beats are 7 s old
+        finally:
+            for pid in workers:
+                os.kill(pid, signal.SIGCONT)
+        time.sleep(3)
+        assert set(listeners(port)) == workers
+        assert httpx.get(base + "/healthz", timeout=10).status_code == 200
+    assert "has not run its event loop" not in (tmp_path / "log.txt").read_text()
+
+
 def test_stopping_the_service_stops_every_worker(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, **DEMO, "OI_CDS_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
