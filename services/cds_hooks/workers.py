@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import json
 import logging
 import logging.config
@@ -48,16 +49,16 @@ from multiprocessing.context import SpawnProcess
 from multiprocessing.synchronize import Event
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import uvicorn
 
-if TYPE_CHECKING:
-    from multiprocessing.sharedctypes import Synchronized
-
-    Beat = Synchronized[float]  # when the worker's event loop last ran (time.monotonic)
-
 log = logging.getLogger("oi_cds.workers")
+
+# When a worker's event loop last ran (time.monotonic), in shared memory with no lock: a lock
+# held by a worker stopped mid-write would hang the supervisor's next read, and an aligned
+# 8-byte value is written and read whole
+Beat = ctypes.c_double
 
 STARTUP_FAILURE = 3  # uvicorn's exit code when a server cannot start
 STOP_GRACE_S = 30.0  # a worker still finishing requests after this is killed
@@ -178,7 +179,7 @@ class Supervisor:
 
     def _start(self) -> tuple[SpawnProcess, Event, Beat]:
         ready = _SPAWN.Event()
-        beat: Beat = _SPAWN.Value("d", 0.0)
+        beat: Beat = _SPAWN.RawValue(ctypes.c_double, 0.0)
         process = _SPAWN.Process(target=_worker, args=(self.options, ready, beat), name="oi-cds-worker")
         process.start()
         return process, ready, beat
