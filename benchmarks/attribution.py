@@ -31,6 +31,7 @@ from typing import Any
 
 import httpx
 
+from benchmarks.instructions import hook_scope
 from benchmarks.load import cpu_split, oi_child_body, wrk
 from tests.servers import free_port, uvicorn_server
 
@@ -121,20 +122,7 @@ def per_call(totals: Totals) -> dict[str, float]:
 async def in_process(body: bytes, calls: int) -> dict[str, float]:
     totals: Totals = {}
     app, inner = timed_app(totals)
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": HOOK,
-        "raw_path": HOOK.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 5000),
-        "server": ("127.0.0.1", 8000),
-    }
+    scope = hook_scope(HOOK)
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": body, "more_body": False}

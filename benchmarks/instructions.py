@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,6 +51,24 @@ def workload(tree: str, what: str, rounds: int) -> None:
             run(patient, record, at, validate=True)
 
 
+def hook_scope(path: str = "/cds-services/oi-management") -> dict[str, Any]:
+    """An ASGI scope of a hook call (POST, JSON), as uvicorn would pass it."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+    }
+
+
 async def hook_workload(what: str, calls: int) -> None:
     import orjson
 
@@ -67,20 +86,7 @@ async def hook_workload(what: str, calls: int) -> None:
 
     body = orjson.dumps(big_record.body() if what == "hook-big" else patient_view_example())
     app = create_app()
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/cds-services/oi-management",
-        "raw_path": b"/cds-services/oi-management",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 5000),
-        "server": ("127.0.0.1", 8000),
-    }
+    scope = hook_scope()
     statuses: list[int] = []
 
     async def receive() -> Message:
