@@ -217,7 +217,7 @@ def test_a_service_stopped_whole_and_resumed_keeps_its_workers(tmp_path: Path) -
             os.kill(supervisor, signal.SIGCONT)
             time.sleep(1)  # a round or two: the workers' beats are 7 s old
         finally:
-            for pid in workers:
+            for pid in (supervisor, *workers):
                 os.kill(pid, signal.SIGCONT)
         time.sleep(3)
         assert set(listeners(port)) == workers
